@@ -1,0 +1,38 @@
+"""The `dense-descriptor` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that each add one subcommand (or group) through `register(subparsers)`.
+COMMAND_MODULES = (
+    "dense_descriptor_ros.train.cli",
+    "dense_descriptor_ros.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dense-descriptor",
+        description="Self-supervised dense visual descriptors for robot manipulation: train, evaluate, "
+                    "export, simulate, and run them on ROS 2.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

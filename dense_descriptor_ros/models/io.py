@@ -1,0 +1,74 @@
+"""Saving and loading models as safetensors (weights + config in the metadata), never via pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..config import from_dict, to_dict
+from .config import ModelConfig
+from .descriptor_net import DescriptorNet, build_model
+
+FORMAT_VERSION = "1"
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call `write(tmp_path)` and rename the result onto `path`, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: DescriptorNet, path: str | Path, extra: dict[str, str] | None = None) -> None:
+    """Write weights and config to a .safetensors file (atomically).
+
+    `extra` adds string metadata (e.g. training config hash, step)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": "dense_descriptor_ros.model", "format_version": FORMAT_VERSION,
+            "model_config": json.dumps(to_dict(model.config))}
+    meta.update(extra or {})
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> DescriptorNet:
+    """Load a model saved by `save_model` (or a training checkpoint .pt) in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if path.suffix == ".pt":
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+            raise ValueError(f"{path} is not a dense_descriptor_ros checkpoint")
+        config = from_dict(ModelConfig, ckpt["model_config"])
+        state = ckpt["model"]
+    else:
+        try:
+            meta = read_metadata(path)
+            with safe_open(str(path), framework="pt") as f:
+                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
+        except Exception as e:  # safetensors raises its own error types for corrupt headers
+            raise ValueError(f"{path} is not a readable safetensors model: {e}") from e
+        if meta.get("format") != "dense_descriptor_ros.model":
+            raise ValueError(f"{path} has no dense_descriptor_ros model metadata")
+        config = from_dict(ModelConfig, json.loads(meta["model_config"]))
+    model = build_model(config)
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,47 @@
+"""`dense-descriptor train`: train a dense descriptor network from a YAML config plus overrides."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a descriptor network",
+        description="Train a dense descriptor network. Settings come from the TrainConfig defaults, then "
+                    "--config FILE.yaml, then key=value overrides (e.g. model.name=lite optim.lr=3e-4).")
+    p.add_argument("--config", help="YAML file with TrainConfig fields")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (dotted keys)")
+    p.add_argument("--resume", metavar="RUN_OR_CKPT",
+                   help="continue a run bit-exactly from its directory or a checkpoint .pt")
+    p.add_argument("--stop-at", type=int, metavar="STEP",
+                   help="save a checkpoint and stop after STEP steps (continue later with --resume)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_config
+    from .config import TrainConfig
+    from .loop import train
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.resume and not args.config:
+            from ..config import from_dict, merge, parse_overrides, to_dict
+            from .checkpoint import load_checkpoint
+
+            saved = to_dict(from_dict(TrainConfig, load_checkpoint(args.resume)["train_config"]))
+            cfg = from_dict(TrainConfig, merge(saved, parse_overrides(args.overrides)))
+        else:
+            cfg = load_config(TrainConfig, args.config, args.overrides)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"dense-descriptor train: {e}") from None
+    try:
+        result = train(cfg, resume=args.resume, stop_at=args.stop_at, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"dense-descriptor train: {e}") from None
+    if not result.interrupted:
+        print(f"done: {result.step} steps, model at {result.run_dir / 'model.safetensors'}")
+    return 0

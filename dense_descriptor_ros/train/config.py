@@ -1,0 +1,120 @@
+"""The training configuration: one typed dataclass tree, loaded from YAML + command-line overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..correspondence.augment import AugmentConfig
+from ..models.config import ModelConfig
+
+
+@dataclass
+class DataConfig:
+    # Where training pairs come from: "images" (augmentation pairs of a folder of images),
+    # "synthetic" (multi-view RGB-D scenes from `dense-descriptor sim generate`), or "mixed" (both).
+    kind: Literal["images", "synthetic", "mixed"] = "images"
+    # Folder of ordinary images for augmentation pairs ("samples" = scikit-image's sample photos,
+    # written to runs/sample_images).
+    image_dir: str = "samples"
+    # Root of a synthetic dataset (kind synthetic or mixed).
+    synthetic_dir: str = ""
+    # Probability that a training pair is a synthetic multi-view pair (kind mixed).
+    synthetic_fraction: float = 0.5
+    # Training view size (H, W); images are resized to cover it first.
+    image_size: tuple[int, int] = (240, 320)
+    # Matches per pair.
+    n_matches: int = 256
+    # Non-matches per match (masked + background when masks exist).
+    nonmatches_per_match: int = 4
+    # Share of non-matches drawn on background when object masks exist (Dense Object Nets).
+    background_fraction: float = 0.5
+    # Non-matches closer than this many pixels to the true match are dropped.
+    min_nonmatch_distance: float = 8.0
+    # Held-out images for validation PCK ("samples_heldout" = the held-out scikit-image photos; "" = none).
+    val_image_dir: str = "samples_heldout"
+    # Number of fixed, seeded validation pairs.
+    val_pairs: int = 24
+    # Augmentation ranges.
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.synthetic_fraction <= 1.0:
+            raise ValueError(f"synthetic_fraction must be in [0, 1], got {self.synthetic_fraction}")
+        if min(self.image_size) < 32:
+            raise ValueError(f"image_size must be at least 32x32, got {self.image_size}")
+
+
+@dataclass
+class LossConfig:
+    # "contrastive" (Dense Object Nets hinge), "triplet", "infonce" or "simsiam" (needs
+    # model.predictor_hidden > 0).
+    name: Literal["contrastive", "triplet", "infonce", "simsiam"] = "contrastive"
+    # Hinge margin M of the non-match term (contrastive) or of the triplet.
+    margin: float = 0.5
+    # Weights of the match, masked non-match and background non-match terms (contrastive).
+    match_weight: float = 1.0
+    masked_nonmatch_weight: float = 1.0
+    background_nonmatch_weight: float = 1.0
+    # Divide the non-match hinge by the number of hard negatives (Dense Object Nets).
+    scale_by_hard_negatives: bool = True
+    # InfoNCE temperature.
+    temperature: float = 0.1
+    # Hard negatives mined per match from the current descriptors (0 = off).
+    hard_negatives: int = 0
+    # Apply the loss at every pyramid level (fpn_* and lite models) with these weights, finest first.
+    pyramid: bool = False
+    pyramid_weights: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+
+
+@dataclass
+class OptimConfig:
+    # Adam(W) learning rate, weight decay and warm-up steps; cosine decay to `min_lr_ratio` x lr.
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 25
+    min_lr_ratio: float = 0.05
+    # Gradient-norm clipping (0 = off).
+    grad_clip: float = 5.0
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    # Optimiser steps.
+    steps: int = 500
+    # Pairs per micro-batch per process.
+    batch_size: int = 4
+    # Micro-batches accumulated per optimiser step.
+    grad_accum: int = 1
+    # Seed of everything random (initialisation, pair order, augmentations).
+    seed: int = 0
+    # DataLoader worker processes (0 = load in the main process).
+    workers: int = 1
+    # "auto" (cuda if available), "cpu" or "cuda".
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Mixed precision on CUDA: "auto" (bf16 on CUDA), "bf16", "fp16" or "none". Ignored on CPU.
+    amp: Literal["auto", "bf16", "fp16", "none"] = "auto"
+    # Run directory (TensorBoard logs, checkpoints, resolved config, final model).
+    out_dir: str = "runs/train"
+    # Logging, PCA-image, checkpoint and validation periods in steps.
+    log_every: int = 10
+    image_every: int = 100
+    ckpt_every: int = 100
+    val_every: int = 100
+    # Stop when the validation metric has not improved for this many validations (0 = never).
+    early_stop_patience: int = 0
+    # Validation metric used for early stopping and for picking best.safetensors.
+    early_stop_metric: Literal["pck@1", "pck@3", "pck@5", "pck@10"] = "pck@5"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "image_every", "ckpt_every", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.loss.name == "simsiam" and self.model.predictor_hidden <= 0:
+            raise ValueError("loss.name=simsiam needs a predictor: set model.predictor_hidden > 0 (e.g. 64)")

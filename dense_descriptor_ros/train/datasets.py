@@ -1,0 +1,80 @@
+"""Build the training dataset and the fixed validation pairs from the data config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..data.base import PairDataset, PairItem
+from ..data.image_folder import ImageFolderPairs
+from ..data.sample_images import write_sample_images
+from .config import DataConfig
+
+VAL_SEED = 1_000_003  # validation pairs never share a seed with training pairs
+
+
+def sample_images_dir() -> Path:
+    """Where scikit-image's sample photos are written (created on first use)."""
+    base = Path(os.environ.get("DENSE_DESCRIPTOR_CACHE", Path.home() / ".cache" / "dense_descriptor_ros"))
+    return base / "sample_images"
+
+
+def resolve_image_dir(name: str) -> Path:
+    """'samples' / 'samples_heldout' -> the scikit-image photos; anything else is a folder path."""
+    if name in ("samples", "samples_heldout"):
+        train, heldout = write_sample_images(sample_images_dir())
+        return train if name == "samples" else heldout
+    return Path(name)
+
+
+class MixedPairs:
+    """Draws each pair from `b` with probability `p_b`, else from `a` (decided by the key's seed)."""
+
+    def __init__(self, a: PairDataset, b: PairDataset, p_b: float) -> None:
+        self.a, self.b, self.p_b = a, b, p_b
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def __getitem__(self, key: tuple[int, int]) -> PairItem:
+        index, seed = key
+        coin = torch.rand(1, generator=torch.Generator().manual_seed(seed ^ 0x5EED)).item()
+        src = self.b if coin < self.p_b else self.a
+        return src[(index % len(src), seed)]
+
+
+def _images(cfg: DataConfig, folder: str, progress: bool) -> ImageFolderPairs:
+    return ImageFolderPairs(resolve_image_dir(folder), size=tuple(cfg.image_size), n_matches=cfg.n_matches,
+                            nonmatches_per_match=cfg.nonmatches_per_match,
+                            min_nonmatch_distance=cfg.min_nonmatch_distance, augment=cfg.augment,
+                            progress=progress)
+
+
+def _synthetic(cfg: DataConfig, split: str) -> PairDataset:
+    if not cfg.synthetic_dir:
+        raise ValueError(f"data.kind={cfg.kind} needs data.synthetic_dir (from `dense-descriptor sim generate`)")
+    from ..data.synthetic import SyntheticPairDataset
+
+    return SyntheticPairDataset(cfg.synthetic_dir, split=split, n_matches=cfg.n_matches,
+                                nonmatches_per_match=cfg.nonmatches_per_match,
+                                background_fraction=cfg.background_fraction,
+                                min_nonmatch_distance=cfg.min_nonmatch_distance, image_size=tuple(cfg.image_size))
+
+
+def build_train_dataset(cfg: DataConfig, progress: bool = False) -> PairDataset:
+    """The pair dataset the config names."""
+    if cfg.kind == "images":
+        return _images(cfg, cfg.image_dir, progress)
+    if cfg.kind == "synthetic":
+        return _synthetic(cfg, "train")
+    return MixedPairs(_images(cfg, cfg.image_dir, progress), _synthetic(cfg, "train"), cfg.synthetic_fraction)
+
+
+def build_val_items(cfg: DataConfig) -> list[PairItem]:
+    """The fixed, seeded validation pairs (held-out images; empty when val_image_dir is "")."""
+    if not cfg.val_image_dir or cfg.val_pairs <= 0:
+        return []
+    ds = _images(cfg, cfg.val_image_dir, progress=False)
+    return [ds[(i % len(ds), VAL_SEED + i)] for i in range(cfg.val_pairs)]

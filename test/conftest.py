@@ -1,0 +1,50 @@
+"""Shared fixtures: small textured images on disk, tiny configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+def textured_image(rng: np.random.Generator, h: int = 120, w: int = 160) -> np.ndarray:
+    """A random image with structure at several scales (blobs + edges), RGB uint8."""
+    img = np.zeros((h, w, 3), np.float32)
+    for scale in (4, 8, 16, 32):
+        small = rng.random((max(2, h // scale), max(2, w // scale), 3)).astype(np.float32)
+        img += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC) / 4
+    for _ in range(6):
+        c = tuple(int(v) for v in rng.integers(0, 255, 3))
+        cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(4, 20)),
+                   tuple(x / 255 for x in c), -1)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory) -> Path:
+    """Six readable images plus one corrupt file."""
+    d = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        cv2.imwrite(str(d / f"img{i}.png"), textured_image(rng))
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return d
+
+
+@pytest.fixture(scope="session")
+def val_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("val_images")
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        cv2.imwrite(str(d / f"v{i}.png"), textured_image(rng))
+    return d
+
+
+def tiny_overrides(image_dir: Path, val_dir: Path | None, out: Path, steps: int = 4) -> list[str]:
+    """key=value overrides for a run that takes seconds."""
+    return [f"data.image_dir={image_dir}", f"data.val_image_dir={val_dir or ''}", "data.image_size=[64, 96]",
+            "data.n_matches=64", "data.val_pairs=2", f"steps={steps}", "batch_size=2", "workers=0",
+            f"out_dir={out}", "log_every=1", "val_every=2", "image_every=2", "ckpt_every=2",
+            "optim.warmup_steps=1", "model.decoder_channels=16", "model.width_mult=0.5"]
