@@ -32,6 +32,7 @@ setup(
         "tensorboard",
         "matplotlib",
         "safetensors",
+        "pybullet",
     ],
     extras_require={"export": ["onnx", "onnxruntime", "onnxscript"]},
     entry_points={"console_scripts": [f"dense-descriptor = {PACKAGE}.cli:main"]},

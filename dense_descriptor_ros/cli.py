@@ -9,6 +9,7 @@ import sys
 # Modules that each add one subcommand (or group) through `register(subparsers)`.
 COMMAND_MODULES = (
     "dense_descriptor_ros.train.cli",
+    "dense_descriptor_ros.sim.cli",
     "dense_descriptor_ros.demo",
 )
 

@@ -9,11 +9,12 @@ import torch.nn as nn
 
 from .base import LossOutput
 from .contrastive import CONTRASTIVE_MODES, PixelwiseContrastiveLoss
+from .dense_nce import DenseInfoNCELoss
 from .infonce import PixelInfoNCELoss
 from .pyramid import PyramidLoss
 from .simsiam import DenseSimSiamLoss, collapse_std
 
-LOSS_NAMES = ("contrastive", "triplet", "infonce", "simsiam")
+LOSS_NAMES = ("contrastive", "triplet", "infonce", "dense_infonce", "simsiam")
 
 # name -> (class, arguments fixed by the name, arguments that name does not use)
 _LOSSES: dict[str, tuple[type[nn.Module], dict[str, object], tuple[str, ...]]] = {
@@ -22,6 +23,7 @@ _LOSSES: dict[str, tuple[type[nn.Module], dict[str, object], tuple[str, ...]]] =
                 ("margin", "match_weight", "masked_nonmatch_weight", "background_nonmatch_weight",
                  "scale_by_hard_negatives")),
     "infonce": (PixelInfoNCELoss, {}, ()),
+    "dense_infonce": (DenseInfoNCELoss, {}, ()),
     "simsiam": (DenseSimSiamLoss, {}, ()),
 }
 
@@ -47,4 +49,4 @@ def build_loss(name: str, **kwargs: object) -> nn.Module:
 
 
 __all__ = ["LOSS_NAMES", "CONTRASTIVE_MODES", "LossOutput", "PixelwiseContrastiveLoss", "PixelInfoNCELoss",
-           "DenseSimSiamLoss", "PyramidLoss", "build_loss", "collapse_std"]
+           "DenseInfoNCELoss", "DenseSimSiamLoss", "PyramidLoss", "build_loss", "collapse_std"]

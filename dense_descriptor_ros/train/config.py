@@ -47,9 +47,10 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    # "contrastive" (Dense Object Nets hinge), "triplet", "infonce" or "simsiam" (needs
+    # "contrastive" (Dense Object Nets hinge), "triplet", "infonce" (negatives: the other matches),
+    # "dense_infonce" (negatives: every location of the other view) or "simsiam" (needs
     # model.predictor_hidden > 0).
-    name: Literal["contrastive", "triplet", "infonce", "simsiam"] = "contrastive"
+    name: Literal["contrastive", "triplet", "infonce", "dense_infonce", "simsiam"] = "contrastive"
     # Hinge margin M of the non-match term (contrastive) or of the triplet.
     margin: float = 0.5
     # Weights of the match, masked non-match and background non-match terms (contrastive).
@@ -60,6 +61,8 @@ class LossConfig:
     scale_by_hard_negatives: bool = True
     # InfoNCE temperature.
     temperature: float = 0.1
+    # dense_infonce: std (input pixels) of the Gaussian target around the true match.
+    target_sigma: float = 2.0
     # Hard negatives mined per match from the current descriptors (0 = off).
     hard_negatives: int = 0
     # Apply the loss at every pyramid level (fpn_* and lite models) with these weights, finest first.

@@ -57,7 +57,7 @@ class _TrainForward(nn.Module):
 
 def build_loss_from_config(cfg: TrainConfig, net: DescriptorNet) -> nn.Module:
     """The loss module named in the config, with its explicit hyperparameters."""
-    from ..losses import DenseSimSiamLoss, PixelInfoNCELoss, PixelwiseContrastiveLoss, PyramidLoss
+    from ..losses import DenseInfoNCELoss, DenseSimSiamLoss, PixelInfoNCELoss, PixelwiseContrastiveLoss, PyramidLoss
 
     lc = cfg.loss
     if lc.name in ("contrastive", "triplet"):
@@ -68,6 +68,8 @@ def build_loss_from_config(cfg: TrainConfig, net: DescriptorNet) -> nn.Module:
             mode="triplet" if lc.name == "triplet" else "hinge", triplet_margin=lc.margin)
     elif lc.name == "infonce":
         loss = PixelInfoNCELoss(temperature=lc.temperature)
+    elif lc.name == "dense_infonce":
+        loss = DenseInfoNCELoss(temperature=lc.temperature, sigma=lc.target_sigma)
     else:
         loss = DenseSimSiamLoss(predictor=net.predictor)
     if lc.pyramid:
@@ -153,7 +155,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                                  "resume with the run's own config (saved as config.yaml in its directory)")
     run_dir = Path(cfg.out_dir)
     torch.manual_seed(cfg.seed)
-    net = build_model(cfg.model).to(device)
+    # channels_last: ~2x faster convolutions on CPU (measured on the lite model) and the layout GPUs prefer
+    net = build_model(cfg.model).to(device).to(memory_format=torch.channels_last)
     loss_fn = build_loss_from_config(cfg, net).to(device)
     params = list(net.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -240,7 +243,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                     sync = fwd.no_sync()
                 with sync:
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        out = fwd(torch.cat([batch.image_a, batch.image_b]))
+                        images = torch.cat([batch.image_a, batch.image_b])
+                        out = fwd(images.contiguous(memory_format=torch.channels_last))
                     pairs = batch.pairs
                     if cfg.loss.pyramid:
                         pyr_a = [(d[:b].float(), s) for d, s in out]

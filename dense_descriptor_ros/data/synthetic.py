@@ -1,0 +1,260 @@
+"""Loading the synthetic RGB-D datasets written by `dense-descriptor sim generate`, and Dense Object
+Nets-style training pairs from them.
+
+`SyntheticDataset` reads the on-disk format (docs/sim_format.md): splits, scene metadata and the
+per-view images as torch tensors. `SyntheticPairDataset` turns a scene into a training pair: two views
+of it, the dense A -> B correspondence map from depth and camera poses (geometry.reproject, with the
+1 mm occlusion test), object masks for mask-guided sampling, and `sample_pairs`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..correspondence.sampling import sample_pairs
+from ..geometry.camera import pixel_grid, view_angle_deg
+from ..geometry.reprojection import SYNTHETIC_ABS_TOL, interpolate_depth, reproject, reproject_points
+from ..sim.format import DATASET_FILE, FORMAT_VERSION, SCENE_FILE, SCENES_DIR, read_json, read_view
+from .base import PairItem
+
+SPLITS = ("train", "test_scenes", "val", "test")
+#: parsed scene.json files kept per dataset object (about 0.5 MB each in memory)
+SCENE_CACHE = 64
+
+
+@dataclass
+class SyntheticView:
+    """One rendered view as tensors.
+
+    Shape:
+        rgb: (H, W, 3) uint8; depth: (H, W) float32 metres (0 = no surface);
+        instance, category, part: (H, W) uint8 label maps (ids in scene.json / dataset.json, 0 = none);
+        coords: (H, W, 3) float32 canonical object coordinates (NaN where coords_valid is False);
+        coords_valid: (H, W) bool; K: (3, 3) float64; T_world_camera: (4, 4) float64 (OpenCV axes).
+    Attributes:
+        keypoints: per category object and keypoint: instance_id, name, part, uv [x, y], z, in_image,
+            visible (as in scene.json).
+        objects: the scene's objects (scene.json), instance_id i at objects[i - 1].
+    """
+
+    scene: str
+    index: int
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    instance: torch.Tensor
+    category: torch.Tensor
+    part: torch.Tensor
+    coords: torch.Tensor
+    coords_valid: torch.Tensor
+    K: torch.Tensor
+    T_world_camera: torch.Tensor
+    keypoints: list[dict] = field(default_factory=list)
+    objects: list[dict] = field(default_factory=list)
+    depth_noisy: torch.Tensor | None = None
+
+    def image(self) -> torch.Tensor:
+        """(3, H, W) float32 RGB in [0, 1]."""
+        return self.rgb.permute(2, 0, 1).float() / 255.0
+
+
+class SyntheticDataset:
+    """A generated dataset: its splits, scenes and views.
+
+    Args:
+        root: the folder given to `sim generate --out`.
+        split: None for every complete scene, or one of "train", "test_scenes" (new scenes of training
+            instances), "val", "test" (scenes of held-out instances).
+    """
+
+    def __init__(self, root: str | Path, split: str | None = None) -> None:
+        self.root = Path(root)
+        path = self.root / DATASET_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.root} is not a synthetic dataset (no {DATASET_FILE})")
+        self.meta = read_json(path)
+        version = str(self.meta.get("format_version", "?"))
+        if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
+            raise ValueError(f"{self.root}: format version {version}, this loader reads {FORMAT_VERSION}")
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        self.split = split
+        planned = self.meta["splits"]["scenes"]
+        names = sorted(n for s in SPLITS for n in planned.get(s, [])) if split is None else planned.get(split, [])
+        self.scenes = [n for n in names if (self.root / SCENES_DIR / n / SCENE_FILE).is_file()]
+        self.categories = {c["id"]: c for c in self.meta["categories"]}
+        self.parts = {p["id"]: p for p in self.meta["parts"]}
+        self._scene_cache: OrderedDict[str, dict] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def instances(self, split: str) -> list[str]:
+        """Instance keys ("mug_017") of an instance split ("train", "val", "test")."""
+        return list(self.meta["splits"]["instances"][split])
+
+    def scene(self, name: str) -> dict:
+        """scene.json of a scene (the last SCENE_CACHE parsed scenes are kept in memory)."""
+        meta = self._scene_cache.pop(name, None)
+        if meta is None:
+            meta = read_json(self.root / SCENES_DIR / name / SCENE_FILE)
+        self._scene_cache[name] = meta  # most recently used last
+        while len(self._scene_cache) > SCENE_CACHE:
+            self._scene_cache.popitem(last=False)
+        return meta
+
+    def num_views(self, name: str) -> int:
+        return len(self.scene(name)["views"])
+
+    def camera(self, name: str, view: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K (3, 3) and T_world_camera (4, 4) of a view, float64."""
+        v = self.scene(name)["views"][view]
+        return torch.tensor(v["K"], dtype=torch.float64), torch.tensor(v["T_world_camera"], dtype=torch.float64)
+
+    def arrays(self, name: str, index: int, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Only some of a view's images, as tensors (keys as in sim.format.read_view)."""
+        return {k: torch.from_numpy(v) for k, v in read_view(self.root / SCENES_DIR / name, index, keys).items()}
+
+    def view(self, name: str, index: int, noisy_depth: bool = False) -> SyntheticView:
+        """Load one view's images and metadata."""
+        meta = self.scene(name)
+        v = meta["views"][index]
+        keys = ("rgb", "depth", "instance", "category", "part", "coords") + (("depth_noisy",) if noisy_depth else ())
+        img = read_view(self.root / SCENES_DIR / name, index, keys)
+        coords = torch.from_numpy(img["coords"])
+        K, T = self.camera(name, index)
+        return SyntheticView(
+            scene=name, index=index, rgb=torch.from_numpy(img["rgb"]), depth=torch.from_numpy(img["depth"]),
+            instance=torch.from_numpy(img["instance"]), category=torch.from_numpy(img["category"]),
+            part=torch.from_numpy(img["part"]), coords=coords, coords_valid=torch.isfinite(coords).all(-1),
+            K=K, T_world_camera=T, keypoints=v["keypoints"], objects=meta["objects"],
+            depth_noisy=torch.from_numpy(img["depth_noisy"]) if noisy_depth else None)
+
+
+def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    h, w = size
+    if img.shape[:2] == (h, w):
+        return img
+    interp = cv2.INTER_NEAREST_EXACT if nearest else (cv2.INTER_AREA if h < img.shape[0] else cv2.INTER_LINEAR)
+    return cv2.resize(img, (w, h), interpolation=interp)
+
+
+def resized_correspondences(depth_a: torch.Tensor, K_a: torch.Tensor, T_a: torch.Tensor, depth_b: torch.Tensor,
+                            K_b: torch.Tensor, T_b: torch.Tensor, size: tuple[int, int], abs_tol: float,
+                            rel_tol: float = 0.0, max_spread: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense A -> B map between both views resized to `size` (H, W), from their native depth maps.
+
+    Each resized pixel centre of A is mapped to its native sub-pixel position; its depth is interpolated
+    in 1/z (exact on planar patches) and only kept where the neighbouring depths agree within the
+    relative `max_spread` (no blends of two surfaces across a depth edge). The 3D point is then tested
+    against B's native depth and its B position scaled to the resized B image.
+
+    Shape:
+        depth_*: native (H, W); returns uv_b (h, w, 2) in resized-B pixels (-1 invalid) and valid (h, w).
+    """
+    h, w = size
+    ha, wa = depth_a.shape
+    hb, wb = depth_b.shape
+    grid = pixel_grid(h, w, depth_a.device, torch.float64)
+    src = torch.stack([(grid[..., 0] + 0.5) * wa / w - 0.5, (grid[..., 1] + 0.5) * ha / h - 0.5], -1)
+    z, ok = interpolate_depth(depth_a.double(), src)
+    # spread of the (up to) four native neighbours around each position
+    pad = torch.nn.functional.pad(depth_a.double()[None, None], (0, 1, 0, 1), mode="replicate")[0, 0]
+    x0 = src[..., 0].floor().clamp(0, wa - 1).long()
+    y0 = src[..., 1].floor().clamp(0, ha - 1).long()
+    nb = torch.stack([pad[y0, x0], pad[y0, x0 + 1], pad[y0 + 1, x0], pad[y0 + 1, x0 + 1]], -1)
+    nb = torch.where(nb > 0, nb, z[..., None])
+    ok &= (nb.amax(-1) - nb.amin(-1)) <= max_spread * z
+    uv_b, valid = reproject_points(src, torch.where(ok, z, torch.zeros_like(z)), K_a, T_a, depth_b, K_b, T_b,
+                                   abs_tol=abs_tol, rel_tol=rel_tol)
+    sx, sy = size[1] / wb, size[0] / hb
+    uv = torch.stack([(uv_b[..., 0] + 0.5) * sx - 0.5, (uv_b[..., 1] + 0.5) * sy - 0.5], -1)
+    valid &= (uv[..., 0] >= 0) & (uv[..., 0] <= w - 1) & (uv[..., 1] >= 0) & (uv[..., 1] <= h - 1)
+    return torch.where(valid[..., None], uv, torch.full_like(uv, -1.0)).float(), valid
+
+
+class SyntheticPairDataset:
+    """Dense Object Nets-style training pairs from synthetic scenes (implements the PairDataset protocol).
+
+    Item (index, seed): scene `index`; two different views A, B drawn with
+    torch.Generator().manual_seed(seed) among pairs whose optical axes differ by at least
+    `min_view_angle_deg` (and at most `max_view_angle_deg`; any other view if no pair qualifies); matches
+    from the exact depth reprojection (occlusion-tested, and the instance at the match must agree);
+    matches on objects (instance > 0) and non-matches split between objects and background.
+
+    Args:
+        root: dataset folder. split: scene split (see SyntheticDataset).
+        n_matches, nonmatches_per_match, background_fraction, min_nonmatch_distance: see sample_pairs.
+        image_size: (H, W) of the returned images, None for the stored size (resizing keeps exact
+            correspondences: see resized_correspondences).
+        abs_tol, rel_tol: occlusion tolerance of the reprojection (synthetic default 1 mm).
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", n_matches: int = 1024, nonmatches_per_match: int = 1,
+                 image_size: tuple[int, int] | None = None, min_view_angle_deg: float = 15.0,
+                 max_view_angle_deg: float = 180.0, background_fraction: float = 0.5,
+                 min_nonmatch_distance: float = 8.0, abs_tol: float = SYNTHETIC_ABS_TOL,
+                 rel_tol: float = 0.0) -> None:
+        self.data = SyntheticDataset(root, split)
+        if len(self.data) == 0:
+            raise ValueError(f"{root}: no complete scenes in split {split!r}")
+        if not 0 <= min_view_angle_deg <= max_view_angle_deg:
+            raise ValueError("need 0 <= min_view_angle_deg <= max_view_angle_deg")
+        self.n_matches, self.nonmatches_per_match = n_matches, nonmatches_per_match
+        self.image_size = tuple(image_size) if image_size is not None else None
+        self.min_angle, self.max_angle = min_view_angle_deg, max_view_angle_deg
+        self.background_fraction, self.min_nonmatch_distance = background_fraction, min_nonmatch_distance
+        self.abs_tol, self.rel_tol = abs_tol, rel_tol
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def pick_views(self, scene: str, g: torch.Generator) -> tuple[int, int]:
+        """View A uniformly, then B among the views within the angle range (pure function of g)."""
+        n = self.data.num_views(scene)
+        a = int(torch.randint(n, (1,), generator=g))
+        if n == 1:
+            return a, a
+        poses = [self.data.camera(scene, v)[1] for v in range(n)]
+        others = [v for v in range(n) if v != a]
+        ok = [v for v in others if self.min_angle <= view_angle_deg(poses[a], poses[v]) <= self.max_angle]
+        pool = ok or others
+        return a, pool[int(torch.randint(len(pool), (1,), generator=g))]
+
+    def __getitem__(self, key: tuple[int, int]) -> PairItem:
+        index, seed = key
+        g = torch.Generator().manual_seed(int(seed))
+        scene = self.data.scenes[index % len(self.data)]
+        ia, ib = self.pick_views(scene, g)
+        # only what training needs: colour, depth and the object masks
+        va, vb = (self.data.arrays(scene, i, ("rgb", "depth", "instance")) for i in (ia, ib))
+        (K_a, T_a), (K_b, T_b) = self.data.camera(scene, ia), self.data.camera(scene, ib)
+        size = self.image_size or tuple(va["depth"].shape)
+        if size == tuple(va["depth"].shape) and size == tuple(vb["depth"].shape):
+            uv_b, valid = reproject(va["depth"], K_a, T_a, vb["depth"], K_b, T_b, abs_tol=self.abs_tol,
+                                    rel_tol=self.rel_tol)
+            inst_a, inst_b = va["instance"], vb["instance"]
+        else:
+            uv_b, valid = resized_correspondences(va["depth"], K_a, T_a, vb["depth"], K_b, T_b, size, self.abs_tol,
+                                                  self.rel_tol)
+            inst_a = torch.from_numpy(_resize(va["instance"].numpy(), size, nearest=True))
+            inst_b = torch.from_numpy(_resize(vb["instance"].numpy(), size, nearest=True))
+        # labels must agree at the match (rejects the rare contact-edge pixels the depth test lets through)
+        hb, wb = inst_b.shape
+        xb = uv_b[..., 0].round().long().clamp(0, wb - 1)
+        yb = uv_b[..., 1].round().long().clamp(0, hb - 1)
+        valid &= inst_a == inst_b[yb, xb]
+        pairs = sample_pairs(uv_b, valid, (hb, wb), self.n_matches, self.nonmatches_per_match, g,
+                             mask_a=inst_a > 0, mask_b=inst_b > 0, background_fraction=self.background_fraction,
+                             min_nonmatch_distance=self.min_nonmatch_distance)
+        img_a = torch.from_numpy(_resize(va["rgb"].numpy(), size)).permute(2, 0, 1).float() / 255.0
+        img_b = torch.from_numpy(_resize(vb["rgb"].numpy(), size)).permute(2, 0, 1).float() / 255.0
+        return PairItem(img_a.contiguous(), img_b.contiguous(), pairs)
+
+
+__all__ = ["SPLITS", "SyntheticView", "SyntheticDataset", "SyntheticPairDataset", "resized_correspondences"]

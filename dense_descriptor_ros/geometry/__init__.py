@@ -1,0 +1,25 @@
+"""Camera geometry: pinhole projection, poses and RGB-D reprojection (ground-truth correspondences)."""
+
+from .camera import (
+           backproject,
+           backproject_depth,
+           invert_pose,
+           look_at,
+           pixel_grid,
+           project,
+           scale_intrinsics,
+           transform_points,
+           view_angle_deg,
+)
+from .reprojection import (
+           SENSOR_ABS_TOL,
+           SENSOR_REL_TOL,
+           SYNTHETIC_ABS_TOL,
+           interpolate_depth,
+           reproject,
+           reproject_points,
+)
+
+__all__ = ["backproject", "backproject_depth", "invert_pose", "look_at", "pixel_grid", "project",
+           "scale_intrinsics", "transform_points", "view_angle_deg", "SENSOR_ABS_TOL", "SENSOR_REL_TOL",
+           "SYNTHETIC_ABS_TOL", "interpolate_depth", "reproject", "reproject_points"]
