@@ -10,6 +10,8 @@ import sys
 COMMAND_MODULES = (
     "dense_descriptor_ros.train.cli",
     "dense_descriptor_ros.sim.cli",
+    "dense_descriptor_ros.eval.cli",
+    "dense_descriptor_ros.runtime.cli",
     "dense_descriptor_ros.demo",
 )
 

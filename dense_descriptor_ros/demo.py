@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="train briefly on sample images and visualise the descriptors")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    p.add_argument("--size", default="320x240", help="training and evaluation view size WxH (default 320x240)")
+    p.add_argument("--val-pairs", type=int, default=40, help="held-out pairs scored before and after (default 40)")
     p.set_defaults(func=run)
 
 
@@ -30,13 +32,17 @@ def run(args: argparse.Namespace) -> int:
     from .train.datasets import build_val_items
     from .viz.pca import descriptor_to_rgb, pca_basis
 
-    if args.steps < 1:
-        raise SystemExit("dense-descriptor demo: --steps must be >= 1")
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"dense-descriptor demo: --size must look like 320x240, got {args.size!r}") from None
+    if args.steps < 1 or args.val_pairs < 1 or min(w, h) < 32:
+        raise SystemExit("dense-descriptor demo: --steps and --val-pairs must be >= 1 and --size at least 32x32")
     out = Path(args.out)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = TrainConfig(steps=args.steps, out_dir=str(out / "train"), val_every=max(50, args.steps // 4),
                       image_every=max(50, args.steps // 4), ckpt_every=max(50, args.steps // 2))
-    cfg.data.val_pairs = 40
+    cfg.data.image_size = (h, w)
+    cfg.data.val_pairs = args.val_pairs
     val = build_val_items(cfg.data)
     torch.manual_seed(cfg.seed)
     init = build_model(cfg.model).eval()

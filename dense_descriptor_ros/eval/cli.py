@@ -1,0 +1,168 @@
+"""`dense-descriptor eval`: score models and baselines on fixed, seeded pairs and write the report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+from ..models import ARCHITECTURES
+
+#: What `--baselines all` expands to: hand-made descriptors and every architecture at random init.
+ALL_BASELINES = ("rootsift", "rgb", "lab") + tuple(f"random:{a}" for a in ARCHITECTURES)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'WxH' -> (H, W)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"image size must be 16..4096 pixels per side, got {text!r}")
+    return h, w
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from .pairs import SETS
+
+    p = subparsers.add_parser(
+        "eval", help="evaluate descriptors against baselines",
+        description="Score trained models, baselines and randomly initialised architectures with the same "
+                    "metric code on the same fixed, seeded pairs (synthetic cross-view, cross-instance and "
+                    "keypoint transfer; augmentations of held-out photos). Writes report.json, report.md, "
+                    "pairs.json, plots and visualisations to --out.")
+    p.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE",
+                   help="a trained model (.safetensors or checkpoint .pt); repeat for several")
+    p.add_argument("--baselines", nargs="*", default=[], metavar="B",
+                   help="rootsift[:STRIDE], rgb, lab, random:<arch>[:D] (arch: " + ", ".join(ARCHITECTURES)
+                        + "), or 'all'")
+    p.add_argument("--data", nargs="+", default=[], metavar="D",
+                   help="synthetic dataset folders (from `sim generate`) and/or image folders "
+                        "('samples_heldout' = the held-out scikit-image photos); default: the sources "
+                        "recorded in --pairs")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--pairs", type=Path, metavar="FILE",
+                   help="score the pairs of this pairs.json instead of drawing new ones")
+    p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS),
+                   help="evaluation sets (default: all)")
+    p.add_argument("--pairs-per-set", type=_positive, default=25, help="pairs per set (default 25)")
+    p.add_argument("--points", type=_positive, default=200,
+                   help="query points per pair and subset (object / all pixels; default 200)")
+    p.add_argument("--split", default="test", choices=("test", "val", "test_scenes", "train", "all"),
+                   help="synthetic scene split (default test: held-out scenes of held-out instances)")
+    p.add_argument("--size", type=_size, default=(240, 320), metavar="WxH",
+                   help="size of the augmentation views (default 320x240; synthetic pairs keep the "
+                        "data's size)")
+    p.add_argument("--seed", type=int, default=0, help="pair list seed (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads (default: library default; on a busy machine 1 can be "
+                        "several times faster than contended OpenMP threads)")
+    p.add_argument("--no-matching", action="store_true", help="skip the coarse vs refined matcher evaluation")
+    p.add_argument("--no-figures", action="store_true", help="JSON and markdown only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _fail(msg: str) -> int:
+    print(f"dense-descriptor eval: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _split_sources(data: list[str]) -> tuple[str | None, str | None]:
+    """Sort --data entries into one synthetic dataset and one image folder."""
+    synthetic = images = None
+    for d in data:
+        if (Path(d) / "dataset.json").is_file():
+            if synthetic is not None:
+                raise ValueError(f"more than one synthetic dataset given ({synthetic}, {d}); "
+                                 "evaluate them separately")
+            synthetic = d
+        elif d in ("samples", "samples_heldout") or Path(d).is_dir():
+            if images is not None:
+                raise ValueError(f"more than one image folder given ({images}, {d}); "
+                                 "evaluate them separately")
+            images = d
+        else:
+            raise ValueError(f"--data {d}: neither a synthetic dataset (no dataset.json) nor an image folder")
+    return synthetic, images
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from .methods import MethodError, build_method
+    from .pairs import PairError, PairList, PairLoader, make_pair_list, open_synthetic
+    from .report import write_report
+    from .runner import evaluate
+
+    specs = list(args.model)
+    for b in args.baselines:
+        specs += list(ALL_BASELINES) if b == "all" else [b]
+    if not specs:
+        return _fail("nothing to evaluate: give --model FILE and/or --baselines")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            return _fail("--device cuda but CUDA is not available")
+    except RuntimeError as e:
+        return _fail(f"--device: {e}")
+    try:
+        methods = [build_method(s, device) for s in dict.fromkeys(specs)]
+    except MethodError as e:
+        return _fail(str(e))
+    if len({m.name for m in methods}) != len(methods):
+        return _fail("two methods have the same name; name them with --model NAME=FILE")
+    try:
+        synthetic, images = _split_sources(args.data)
+        if args.pairs is not None:
+            plist = PairList.load(args.pairs)
+        else:
+            if synthetic is None and images is None:
+                return _fail("give --data (a synthetic dataset and/or an image folder) or --pairs")
+            plist = make_pair_list(synthetic, images, args.pairs_per_set, args.points, args.seed, args.split,
+                                   args.size, tuple(args.sets))
+        if not plist.pairs:
+            return _fail("no evaluation pairs could be drawn from the data "
+                         "(too few scenes, objects or images?)")
+        loader = PairLoader(plist, synthetic, images)
+        part_names = None
+        if loader.synthetic is not None and any(p.set != "augment" for p in plist.pairs):
+            ds = open_synthetic(loader.synthetic, None)
+            part_names = {p["id"]: f"{p['category']}/{p['name']}" for p in ds.meta["parts"] if p["id"]}
+        args.out.mkdir(parents=True, exist_ok=True)
+        plist.save(args.out / "pairs.json")
+        results = evaluate(methods, (loader(s) for s in plist.pairs), device, not args.no_matching,
+                           not args.no_figures, not args.no_progress, total=len(plist.pairs))
+    except (PairError, ValueError, FileNotFoundError) as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{e.filename or ''}: {e.strerror or e}")
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "synthetic": str(loader.synthetic or ""), "images": str(loader.images or ""),
+            "split": plist.split, "seed": plist.seed,
+            "points_per_subset": plist.points, "augment_size": f"{plist.size[1]}x{plist.size[0]}",
+            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    report = write_report(results, args.out, meta, figures=not args.no_figures, part_names=part_names)
+    print(f"evaluated {len(methods)} methods on {len(plist.pairs)} pairs in {results.seconds:.1f} s")
+    for name, m in report["methods"].items():
+        print(f"  {name}: {m['eval_seconds']:.1f} s, {m['ms_per_frame']:.1f} ms/frame")
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
+__all__ = ["ALL_BASELINES", "register", "run"]
