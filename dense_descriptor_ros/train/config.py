@@ -50,7 +50,7 @@ class LossConfig:
     # "contrastive" (Dense Object Nets hinge), "triplet", "infonce" (negatives: the other matches),
     # "dense_infonce" (negatives: every location of the other view) or "simsiam" (needs
     # model.predictor_hidden > 0).
-    name: Literal["contrastive", "triplet", "infonce", "dense_infonce", "simsiam"] = "contrastive"
+    name: Literal["contrastive", "triplet", "infonce", "dense_infonce", "simsiam"] = "dense_infonce"
     # Hinge margin M of the non-match term (contrastive) or of the triplet.
     margin: float = 0.5
     # Weights of the match, masked non-match and background non-match terms (contrastive).
@@ -59,8 +59,8 @@ class LossConfig:
     background_nonmatch_weight: float = 1.0
     # Divide the non-match hinge by the number of hard negatives (Dense Object Nets).
     scale_by_hard_negatives: bool = True
-    # InfoNCE temperature.
-    temperature: float = 0.1
+    # InfoNCE / dense InfoNCE temperature.
+    temperature: float = 0.05
     # dense_infonce: std (input pixels) of the Gaussian target around the true match.
     target_sigma: float = 2.0
     # Hard negatives mined per match from the current descriptors (0 = off).
@@ -83,7 +83,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # Unit-length descriptors by default: the InfoNCE losses compare directions, and best-match search
+    # (L2) on unit vectors then ranks exactly as the loss does.
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(normalize=True))
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
