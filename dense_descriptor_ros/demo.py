@@ -15,7 +15,7 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="train briefly on sample images and visualise the descriptors")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    p.add_argument("--steps", type=int, default=500, help="training steps (default 500)")
     p.add_argument("--size", default="320x240", help="training and evaluation view size WxH (default 320x240)")
     p.add_argument("--val-pairs", type=int, default=40, help="held-out pairs scored before and after (default 40)")
     p.set_defaults(func=run)

@@ -60,28 +60,28 @@ class MetricHistory:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.rows, indent=0))
 
-    def plot(self, path: str | Path) -> None:
-        """One panel per metric group (loss, health, val, lr) against step."""
+    def plot(self, path: str | Path, cols: int = 5) -> None:
+        """One small panel per metric against step (metrics differ in scale, so none share an axis)."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         keys = sorted({k for r in self.rows for k in r if k != "step"})
-        groups: dict[str, list[str]] = {}
-        for k in keys:
-            groups.setdefault(k.split("/")[0], []).append(k)
-        if not groups:
+        if not keys:
             return
-        fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.4), squeeze=False)
-        for ax, (g, ks) in zip(axes[0], sorted(groups.items()), strict=True):
-            for k in ks:
-                pts = [(r["step"], r[k]) for r in self.rows if k in r]
-                ax.plot(*zip(*pts, strict=True), marker="." if len(pts) < 30 else None, label=k.split("/", 1)[-1])
-            ax.set_title(g)
-            ax.set_xlabel("step")
+        rows = -(-len(keys) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+        for ax, k in zip(axes.flat, keys, strict=False):
+            pts = [(r["step"], r[k]) for r in self.rows if k in r]
+            ax.plot(*zip(*pts, strict=True), marker="." if len(pts) < 30 else None,
+                    color="C1" if k.startswith("val/") else "C0")
+            ax.set_title(k, fontsize=9)
+            ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+        for ax in list(axes.flat)[len(keys):]:
+            ax.axis("off")
+        fig.supxlabel("step", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=90)
         plt.close(fig)
