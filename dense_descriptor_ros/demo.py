@@ -11,12 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
+from .cli_args import size_wh
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="train briefly on sample images and visualise the descriptors")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--steps", type=int, default=500, help="training steps (default 500)")
-    p.add_argument("--size", default="320x240", help="training and evaluation view size WxH (default 320x240)")
+    p.add_argument("--size", type=size_wh, default=(320, 240), metavar="WxH",
+                   help="training and evaluation view size (default 320x240)")
     p.add_argument("--val-pairs", type=int, default=40, help="held-out pairs scored before and after (default 40)")
     p.set_defaults(func=run)
 
@@ -32,10 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from .train.datasets import build_val_items
     from .viz.pca import descriptor_to_rgb, pca_basis
 
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"dense-descriptor demo: --size must look like 320x240, got {args.size!r}") from None
+    w, h = args.size
     if args.steps < 1 or args.val_pairs < 1 or min(w, h) < 32:
         raise SystemExit("dense-descriptor demo: --steps and --val-pairs must be >= 1 and --size at least 32x32")
     out = Path(args.out)

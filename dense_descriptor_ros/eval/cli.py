@@ -7,21 +7,11 @@ import datetime
 import sys
 from pathlib import Path
 
+from ..cli_args import size_hw
 from ..models import ARCHITECTURES
 
 #: What `--baselines all` expands to: hand-made descriptors and every architecture at random init.
 ALL_BASELINES = ("rootsift", "rgb", "lab") + tuple(f"random:{a}" for a in ARCHITECTURES)
-
-
-def _size(text: str) -> tuple[int, int]:
-    """'WxH' -> (H, W)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from None
-    if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise argparse.ArgumentTypeError(f"image size must be 16..4096 pixels per side, got {text!r}")
-    return h, w
 
 
 def _positive(text: str) -> int:
@@ -62,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="query points per pair and subset (object / all pixels; default 200)")
     p.add_argument("--split", default="test", choices=("test", "val", "test_scenes", "train", "all"),
                    help="synthetic scene split (default test: held-out scenes of held-out instances)")
-    p.add_argument("--size", type=_size, default=(240, 320), metavar="WxH",
+    p.add_argument("--size", type=size_hw, default=(240, 320), metavar="WxH",
                    help="size of the augmentation views (default 320x240; synthetic pairs keep the "
                         "data's size)")
     p.add_argument("--seed", type=int, default=0, help="pair list seed (default 0)")

@@ -7,16 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-
-def _size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from None
-    if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise argparse.ArgumentTypeError(f"image size must be 16..4096 pixels per side, got {text!r}")
-    return w, h
+from ..cli_args import size_wh
 
 
 def _int_at_least(lo: int):
@@ -53,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--out", required=True, type=Path, help="output folder (created; resumed if it holds a dataset)")
     g.add_argument("--scenes", required=True, type=_int_at_least(1), help="number of scenes")
     g.add_argument("--views", required=True, type=_int_at_least(1), help="camera views per scene")
-    g.add_argument("--size", type=_size, default=(320, 240), help="image size WxH (default 320x240)")
+    g.add_argument("--size", type=size_wh, default=(320, 240), help="image size WxH (default 320x240)")
     g.add_argument("--seed", type=_int_at_least(0), default=0, help="scene seed (default 0)")
     g.add_argument("--workers", type=_int_at_least(1), default=min(2, os.cpu_count() or 1),
                    help="worker processes (default: min(2, CPUs))")
