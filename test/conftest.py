@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 
 def textured_image(rng: np.random.Generator, h: int = 120, w: int = 160) -> np.ndarray:
@@ -48,3 +49,13 @@ def tiny_overrides(image_dir: Path, val_dir: Path | None, out: Path, steps: int 
             "data.n_matches=64", "data.val_pairs=2", f"steps={steps}", "batch_size=2", "workers=0",
             f"out_dir={out}", "log_every=1", "val_every=2", "image_every=2", "ckpt_every=2",
             "optim.warmup_steps=1", "model.decoder_channels=16", "model.width_mult=0.5"]
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Torch on one thread for a module: small tensor ops on a loaded 2-core machine otherwise spend their
+    time in OpenMP hand-offs (measured 10-100x slower). Modules opt in with an autouse fixture."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

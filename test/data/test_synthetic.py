@@ -16,11 +16,8 @@ from test.sim.simdata import tiny_dataset
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensor ops: avoid OpenMP hand-offs on a loaded 2-core machine
-    yield
-    torch.set_num_threads(n)
+def _one_thread(torch_one_thread):
+    """Every test here runs torch on one thread."""
 
 
 @pytest.fixture(scope="module")

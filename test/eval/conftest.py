@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 #: 2 scenes x 3 views at 160x120 with 5 category objects each (10 objects over 5 categories: at least one
 #: category has two different instances, which the cross-instance set needs). About 2 s.
@@ -15,11 +14,8 @@ TINY_SIM = dict(scenes=2, views=3, width=160, height=120, objects_min=5, objects
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensor ops: avoid OpenMP hand-offs on a loaded 2-core machine
-    yield
-    torch.set_num_threads(n)
+def _one_thread(torch_one_thread):
+    """Every test here runs torch on one thread."""
 
 
 @pytest.fixture(scope="session")

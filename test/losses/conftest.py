@@ -1,18 +1,11 @@
-"""Fixtures for the loss tests."""
+"""Fixtures for the loss tests: tiny float64 tensors and thousands of gradcheck calls, so one thread
+(a parallel op on a busy 2-core machine can wait ~10 ms per call for its second thread)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Run on one intra-op thread: these tensors are tiny, and on a busy 2-core machine a float64 op that
-    goes parallel can wait ~10 ms per call for the second thread (gradcheck makes thousands of calls)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread(torch_one_thread):
+    """Every loss test runs torch on one thread."""

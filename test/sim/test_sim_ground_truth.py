@@ -32,13 +32,8 @@ from .simdata import point_triangle_distance, tiny_dataset
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These are many small tensor ops: on a loaded 2-core machine OpenMP thread hand-offs make them
-    ~100x slower than running them on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(torch_one_thread):
+    """Many small tensor ops: one thread (OpenMP hand-offs make them ~100x slower on a loaded machine)."""
 
 
 @pytest.fixture(scope="module")
