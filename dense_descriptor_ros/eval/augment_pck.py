@@ -1,6 +1,6 @@
-"""PCK of best matches over the whole image on augmentation pairs (the training core's held-out check).
+"""Validation during training: PCK of best matches over the whole image on fixed augmentation pairs.
 
-The full evaluation suite (DON metrics, cross-instance, baselines) builds on `best_match_errors`.
+Uses the evaluation metrics (`eval.metrics`), so validation and `dense-descriptor eval` score alike.
 """
 
 from __future__ import annotations
@@ -9,51 +9,28 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..correspondence.pairs import check_shape, sample_descriptors
 from ..data.base import PairItem
-
-
-def best_match_errors(desc_a: torch.Tensor, desc_b: torch.Tensor, uv_a: torch.Tensor, uv_b: torch.Tensor,
-                      stride: int = 1, chunk: int = 512) -> torch.Tensor:
-    """Pixel error of the best match in all of B for each query point of A.
-
-    The best match is the pixel of B whose descriptor is nearest (L2) to A's descriptor at uv_a.
-
-    Shape:
-        desc_a, desc_b: (D, h, w) at `stride`; uv_a, uv_b: (N, 2) true correspondences -> (N,) errors in
-        input pixels.
-    """
-    check_shape(desc_a, ("D", "h", "w"), "desc_a")
-    check_shape(desc_b, (desc_a.shape[0], "h", "w"), "desc_b")
-    check_shape(uv_a, ("N", 2), "uv_a")
-    check_shape(uv_b, (uv_a.shape[0], 2), "uv_b")
-    d, h, w = desc_b.shape
-    q = sample_descriptors(desc_a[None], uv_a[None], stride)[0]  # (N, D)
-    flat = desc_b.reshape(d, -1).T  # (h*w, D)
-    best = torch.cat([torch.cdist(q[i:i + chunk], flat).argmin(1) for i in range(0, q.shape[0], chunk)])
-    pred = torch.stack([best % w, best // w], -1).float() * stride + (stride - 1) / 2.0
-    return (pred - uv_b).norm(dim=-1)
-
-
-def pck(errors: torch.Tensor, thresholds: Sequence[float] = (1, 3, 5, 10)) -> dict[str, float]:
-    """Fraction of errors at or below each threshold (pixels)."""
-    if errors.numel() == 0:
-        return {f"pck@{t:g}": float("nan") for t in thresholds}
-    return {f"pck@{t:g}": (errors <= t).float().mean().item() for t in thresholds}
+from .metrics import best_match, pck, pixel_errors
 
 
 @torch.no_grad()
 def evaluate_pairs(describe: Callable[[torch.Tensor], torch.Tensor], items: Sequence[PairItem],
-                   thresholds: Sequence[float] = (1, 3, 5, 10)) -> dict[str, float]:
-    """Mean PCK and median error over PairItems; `describe` maps (1, 3, H, W) to (1, D, H, W)."""
+                   thresholds: Sequence[float] = (1, 3, 5, 10), seed: int = 0) -> dict[str, float]:
+    """Mean PCK and median error over PairItems.
+
+    `describe` maps (1, 3, H, W) to (1, D, h, w); the map's stride is inferred from the widths. Ties
+    between equally near pixels are broken by a generator seeded with `seed`, so scores are reproducible.
+    """
+    gen = torch.Generator().manual_seed(seed)
     errs = []
     for it in items:
-        da = describe(it.image_a[None])[0]
-        db = describe(it.image_b[None])[0]
+        da = describe(it.image_a[None])[0].float()
+        db = describe(it.image_b[None])[0].float()
         stride = it.image_a.shape[-1] // da.shape[-1]
         v = it.pairs.match_valid[0]
-        errs.append(best_match_errors(da.float(), db.float(), it.pairs.matches_a[0][v].to(da.device),
-                                      it.pairs.matches_b[0][v].to(da.device), stride))
+        uv_a, uv_b = it.pairs.matches_a[0][v], it.pairs.matches_b[0][v]
+        found = best_match(da, db, uv_a.to(da.device), uv_b.to(da.device), stride, generator=gen)
+        errs.append(pixel_errors(found.uv[found.valid], uv_b.to(da.device)[found.valid]).cpu())
     e = torch.cat(errs) if errs else torch.zeros(0)
     out = pck(e, thresholds)
     out["median_px"] = e.median().item() if e.numel() else float("nan")

@@ -8,18 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli_args import size_wh
 from .export import FP32_TOLERANCE, check_parity, export_onnx, read_model_file
-
-
-def _size(text: str) -> tuple[int, int]:
-    """"640x480" -> (640, 480) (width, height)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
 
 
 def _point(text: str) -> tuple[str, tuple[float, float]]:
@@ -151,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="upsample to full resolution inside the graph (default: native stride; the runtime "
                         "can upsample with output_stride=1)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    p.add_argument("--trace-size", type=_size, default=(320, 240), metavar="WxH",
+    p.add_argument("--trace-size", type=size_wh, default=(320, 240), metavar="WxH",
                    help="size of the tracing input (default 320x240)")
     p.set_defaults(func=_export)
 
@@ -168,7 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--category", required=True, help="object category, e.g. mug")
     a.add_argument("--out", required=True, help="keypoint file to write (.json)")
     a.add_argument("--notes", default="", help="free text stored in the file")
-    a.add_argument("--resolution", type=_size, default=None, metavar="WxH",
+    a.add_argument("--resolution", type=size_wh, default=None, metavar="WxH",
                    help="processing resolution (default: the image's); use the one the node will use")
     a.add_argument("--device", default="cpu", help="torch device for .safetensors/.pt models")
     a.add_argument("--providers", default="cpu", help="ONNX Runtime providers in order, e.g. cuda,cpu")
