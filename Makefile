@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/dense-descriptor demo --out runs/demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dense_descriptor_ros test benchmarks
+	$(VENV)/bin/ruff check dense_descriptor_ros test benchmarks launch
 
 test: lint
 	$(PY) -m pytest -q -m "not slow" test

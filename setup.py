@@ -19,7 +19,8 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
-        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py") + glob("launch/*.xml")),
+        (f"share/{PACKAGE}/msg", glob("msg/*.msg")),
     ],
     install_requires=[
         "torch>=2.3",

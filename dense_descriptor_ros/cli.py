@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "dense_descriptor_ros.sim.cli",
     "dense_descriptor_ros.eval.cli",
     "dense_descriptor_ros.runtime.cli",
+    "dense_descriptor_ros.node.cli",
     "dense_descriptor_ros.demo",
 )
 
@@ -28,8 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split off ROS arguments (`--ros-args ...` to the end, as `ros2 run` and launch pass them): they go
+    to rclpy.init untouched, the rest to argparse."""
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        return argv[:i], argv[i:]
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    args.ros_args = ros_args  # ROS commands pass these to rclpy.init; the others ignore them
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

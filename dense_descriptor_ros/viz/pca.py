@@ -41,3 +41,33 @@ def descriptor_to_rgb(desc: torch.Tensor, basis: tuple[torch.Tensor, torch.Tenso
     hi = torch.quantile(y.reshape(-1, 3)[:: max(1, y.numel() // 60000)], 0.99, dim=0)
     y = ((y - lo) / (hi - lo).clamp_min(1e-8)).clamp(0, 1)
     return (y * 255).round().byte().cpu().numpy()
+
+
+class PcaColorizer:
+    """PCA-RGB images with colours that stay put over a video: the basis and the colour range are fitted
+    on the first map and reused (a per-frame fit flickers, and its signs and ranges jump).
+
+    Shape:
+        desc: (h, w, D) float16/float32 numpy -> (h, w, 3) uint8 RGB.
+    """
+
+    def __init__(self) -> None:
+        self.mean: np.ndarray | None = None
+        self.axes: np.ndarray | None = None
+        self.lo: np.ndarray | None = None
+        self.hi: np.ndarray | None = None
+
+    def fit(self, desc: np.ndarray) -> None:
+        check_shape(desc, ("h", "w", "D"), "desc")
+        mean, axes = pca_basis(torch.from_numpy(np.ascontiguousarray(desc, np.float32)).permute(2, 0, 1))
+        self.mean, self.axes = mean.numpy(), axes.numpy()
+        y = (desc.reshape(-1, desc.shape[2]).astype(np.float32) - self.mean) @ self.axes
+        self.lo, self.hi = np.quantile(y, 0.01, axis=0), np.quantile(y, 0.99, axis=0)
+
+    def __call__(self, desc: np.ndarray) -> np.ndarray:
+        check_shape(desc, ("h", "w", "D"), "desc")
+        if self.mean is None or self.mean.shape[0] != desc.shape[2]:
+            self.fit(desc)
+        y = (desc.astype(np.float32) - self.mean) @ self.axes
+        y = (y - self.lo) / np.maximum(self.hi - self.lo, 1e-8)
+        return (np.clip(y, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

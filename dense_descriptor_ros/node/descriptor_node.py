@@ -1,0 +1,356 @@
+"""The descriptor node: RGB-D in, descriptor maps / PCA image / named 3D keypoints / correspondences out.
+
+A thin ROS shell around `dense_descriptor_ros.pipeline` (docs/ros_node.md). Lifecycle (yolo_ros style):
+parameters are declared in __init__; configure reads them, checks the model and keypoint files and
+creates the publishers; activate loads and warms up the model and subscribes; deactivate unsubscribes
+and frees the model; cleanup destroys the publishers.
+
+Threading: subscription callbacks only decode stamps and hand messages to the synchroniser; one worker
+thread takes the newest synchronised frame, runs the pipeline and publishes. A frame that arrives while
+the worker is busy replaces the waiting one (counted as superseded): latency stays bounded and memory
+constant whatever the input rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from .. import msg as ddr_msg
+from ..matching.keypoints import ReferenceKeypoints
+from ..pipeline import FrameError, FrameProcessor, Wanted, make_frame
+from ..ros_core import (
+    CameraInfoError,
+    ImageCodecError,
+    image_to_depth,
+    image_to_rgb,
+    intrinsics_from_camera_info,
+    rgb_to_image,
+)
+from ..ros_core.outputs import MessageTypes, correspondences_msg, descriptor_map_msg, keypoint_array_msg
+from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
+from ..runtime.extractor import BackendFallbackError, DescriptorExtractor
+from ..runtime.model_files import (
+    ModelFileError,
+    default_keypoints_path,
+    default_model_path,
+    probe_model,
+    resolve_model_path,
+)
+from .params import LIVE, NodeSettings, parameter_table
+from .stats import NodeStats
+
+NODE_NAME = "dense_descriptor"
+# Input topics (relative, remappable); the defaults are the RealSense driver's (ros2 launch
+# realsense2_camera rs_launch.py align_depth.enable:=true) under the camera's namespace.
+COLOR_TOPIC = "color/image_raw"
+DEPTH_TOPIC = "aligned_depth_to_color/image_raw"
+INFO_TOPIC = "color/camera_info"
+# Outputs, in the node's private namespace.
+DESCRIPTORS_TOPIC = "~/descriptors"
+PCA_TOPIC = "~/descriptors/pca"
+KEYPOINTS_TOPIC = "~/keypoints"
+CORRESPONDENCES_TOPIC = "~/correspondences"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+THROTTLE_S = 5.0  # repeated input errors are logged at most once per this many seconds
+
+MESSAGE_TYPES = MessageTypes(Header=Header, Time=Time, Point=Point, DescriptorMap=ddr_msg.DescriptorMap,
+                             Keypoint=ddr_msg.Keypoint, KeypointArray=ddr_msg.KeypointArray,
+                             Correspondences=ddr_msg.Correspondences, arrays="array")
+
+
+def _descriptor(name: str, default: Any, help: str, choices: tuple | None) -> ParameterDescriptor:
+    text = help + (f" (one of: {', '.join(choices)})" if choices else "")
+    d = ParameterDescriptor(description=text)
+    if name in ("map_stride", "correspondence_max", "depth_window", "sync_queue", "qos_depth"):
+        d.integer_range = [IntegerRange(from_value=1, to_value=1 << 16, step=1)]
+    elif name in ("keypoint_min_confidence",):
+        d.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]
+    return d
+
+
+class DescriptorNode(LifecycleNode):
+    """Lifecycle node computing dense descriptors and their products for each RGB-D frame."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, default, help, choices in parameter_table():
+            value = list(default) if isinstance(default, tuple) else default
+            self.declare_parameter(name, value, _descriptor(name, default, help, choices))
+        self.settings = self._read_settings()  # bad parameter files fail here, at start-up
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.stats = NodeStats()
+        self._pubs: dict[str, Any] = {}
+        self._subs: list[Any] = []
+        self._diag_pub = None
+        self._diag_timer = None
+        self._reference: ReferenceKeypoints | None = None
+        self._model_path = None
+        self._processor: FrameProcessor | None = None
+        self._sync: ApproximateTimeSync | None = None
+        self._info_lock = threading.Lock()
+        self._info_msg: CameraInfo | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._backend_text = "not loaded"
+        self._last_published_ns: int | None = None
+
+    # ------------------------------------------------------------------ parameters
+    def _read_settings(self) -> NodeSettings:
+        values = {name: self.get_parameter(name).value for name, *_ in parameter_table()}
+        return NodeSettings.from_params(values)
+
+    def _on_set_parameters(self, params: list[rclpy.parameter.Parameter]) -> SetParametersResult:
+        try:
+            new, later = self.settings.with_changes({p.name: p.value for p in params})
+        except (ValueError, TypeError) as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        self.settings = new
+        if self._processor is not None and any(p.name in LIVE for p in params):
+            self._processor.update_config(new.pipeline_config())
+        if later:
+            self.get_logger().info(f"{', '.join(later)} will apply at the next configure")
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        s = self.settings
+        try:
+            path = resolve_model_path(s.model_path, s.backend)
+            info = probe_model(path)
+            self._reference = self._load_keypoints(s, path, info.model_id)
+        except (ModelFileError, ValueError, OSError) as e:
+            self.get_logger().error(f"configure failed: {e}")
+            return TransitionCallbackReturn.FAILURE
+        self._model_path = path
+        names = "none" if self._reference is None else ", ".join(self._reference.names)
+        self.get_logger().info(f"model {path} ({info.name} {info.version}, id {info.model_id}); keypoints: {names}")
+        self._pubs = {
+            "descriptors": self.create_lifecycle_publisher(ddr_msg.DescriptorMap, DESCRIPTORS_TOPIC, 2),
+            "pca": self.create_lifecycle_publisher(Image, PCA_TOPIC, 2),
+            "keypoints": self.create_lifecycle_publisher(ddr_msg.KeypointArray, KEYPOINTS_TOPIC, 10),
+            "correspondences": self.create_lifecycle_publisher(ddr_msg.Correspondences, CORRESPONDENCES_TOPIC, 5),
+        }
+        self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        return TransitionCallbackReturn.SUCCESS
+
+    def _load_keypoints(self, s: NodeSettings, model_path, model_id: str) -> ReferenceKeypoints | None:
+        if s.keypoints_file.lower() == "none":
+            return None
+        if not s.keypoints_file:
+            default = default_keypoints_path()
+            shipped = model_path.parent == default_model_path(s.backend).parent
+            if not (shipped and default.is_file()):
+                self.get_logger().info("no keypoints_file given: keypoint output off")
+                return None
+            path = default
+        else:
+            path = s.keypoints_file
+        try:
+            ref = ReferenceKeypoints.load(path)
+        except FileNotFoundError as e:
+            raise ModelFileError(f"keypoints_file {path} does not exist") from e
+        except (ValueError, KeyError) as e:
+            raise ModelFileError(f"keypoints_file {path} is not a keypoint file: {e}") from e
+        ref.check_model(model_id)  # ModelMismatchError (a ValueError) names both models
+        return ref
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        s = self.settings
+        try:
+            extractor = DescriptorExtractor.load(self._model_path, s.extractor_config())
+        except (BackendFallbackError, ModelFileError, ValueError, OSError, RuntimeError) as e:
+            self.get_logger().error(f"activate failed: cannot load {self._model_path}: {e}")
+            return TransitionCallbackReturn.FAILURE
+        if getattr(extractor.backend, "fallback", None):
+            self.get_logger().warning(f"{extractor.backend.fallback} (set require_device to make this an error)")
+        self._backend_text = extractor.describe()
+        self._processor = FrameProcessor(extractor, self._reference, s.pipeline_config())
+        self._sync = ApproximateTimeSync(("color", "depth"), slop_s=s.sync_slop, queue_size=s.sync_queue,
+                                         exact=s.sync_exact)
+        self.stats = NodeStats()
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="descriptor_worker", daemon=True)
+        self._worker.start()
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.qos_depth,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if s.qos_reliability == "best_effort"
+                         else ReliabilityPolicy.RELIABLE, durability=qos_profile_sensor_data.durability)
+        self._subs = [
+            self.create_subscription(Image, COLOR_TOPIC, lambda m: self._on_image("color", m), qos),
+            self.create_subscription(Image, DEPTH_TOPIC, lambda m: self._on_image("depth", m), qos),
+            self.create_subscription(CameraInfo, INFO_TOPIC, self._on_info, qos),
+        ]
+        self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        self.stats.rates(time.monotonic())
+        self.get_logger().info(f"active: {self._backend_text}; listening on "
+                               f"{', '.join(sub.topic_name for sub in self._subs)}")
+        return super().on_activate(state)
+
+    def _release(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = None
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+        self._processor = None  # frees the model (ORT session / torch weights)
+        self._sync = None
+        self._backend_text = "not loaded"
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        for pub in list(self._pubs.values()) + ([self._diag_pub] if self._diag_pub else []):
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs, self._diag_pub, self._reference, self._model_path = {}, None, None, None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------ inputs
+    def _on_image(self, stream: str, msg: Image) -> None:
+        sync = self._sync
+        if sync is None:
+            return
+        self.stats.count(f"received_{stream}")
+        if sync.add(stream, stamp_to_ns(msg.header.stamp), msg) is not None:
+            self._wake.set()
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        with self._info_lock:
+            self._info_msg = msg
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            if not self._wake.wait(timeout=0.2):
+                continue
+            self._wake.clear()
+            sync, processor = self._sync, self._processor
+            if sync is None or processor is None:
+                continue
+            frame_set = sync.take()
+            if frame_set is None:
+                continue
+            try:
+                self._process(processor, frame_set["color"], frame_set["depth"])
+            except Exception as e:  # never let one bad frame kill the worker
+                self.stats.bad("internal_error")
+                self.get_logger().error(f"frame dropped: {type(e).__name__}: {e}", throttle_duration_sec=THROTTLE_S)
+
+    def _wanted(self) -> Wanted:
+        n = {k: p.get_subscription_count() > 0 for k, p in self._pubs.items()}
+        return Wanted(descriptors=n["descriptors"], pca=n["pca"], keypoints=n["keypoints"],
+                      correspondences=n["correspondences"])
+
+    def _decode(self, color: Image, depth: Image):
+        s = self.settings
+        with self._info_lock:
+            info = self._info_msg
+        K = None
+        if info is None:
+            self.get_logger().warning(f"no camera info on {INFO_TOPIC} yet: publishing 2D outputs only",
+                                      throttle_duration_sec=THROTTLE_S)
+        else:
+            intr = intrinsics_from_camera_info(info)
+            intr.check_image_size(color.height, color.width)
+            K = intr.K
+        return make_frame(image_to_rgb(color), image_to_depth(depth), K, stamp_to_ns(color.header.stamp),
+                          color.header.frame_id, size_mismatch=s.size_mismatch,
+                          depth_min=s.depth_min, depth_max=s.depth_max)
+
+    def _process(self, processor: FrameProcessor, color: Image, depth: Image) -> None:
+        wanted = self._wanted()
+        if not (wanted.descriptors or wanted.pca or wanted.keypoints or wanted.correspondences):
+            self.stats.count("idle")  # nobody listens: compute nothing
+            return
+        try:
+            frame = self._decode(color, depth)
+        except (ImageCodecError, FrameError, CameraInfoError) as e:
+            self.stats.bad(type(e).__name__)
+            self.get_logger().error(f"frame dropped: {e}", throttle_duration_sec=THROTTLE_S)
+            return
+        if frame.K is not None and frame.depth is not None and np.isnan(frame.depth).all():
+            self.stats.count("no_valid_depth")
+            self.get_logger().warning("depth image has no valid pixel (all zero/NaN/out of range): 3D outputs "
+                                      "are invalid", throttle_duration_sec=THROTTLE_S)
+        result = processor.process(frame, wanted)
+        t = MESSAGE_TYPES
+        if result.descriptors is not None:
+            self._pubs["descriptors"].publish(descriptor_map_msg(t, result))
+        if result.pca_bgr is not None:
+            img = Image(header=color.header, **rgb_to_image(result.pca_bgr[..., ::-1], "bgr8").to_kwargs("array"))
+            self._pubs["pca"].publish(img)
+        if result.keypoints is not None:
+            self._pubs["keypoints"].publish(keypoint_array_msg(t, result))
+        if result.correspondences is not None:
+            self._pubs["correspondences"].publish(correspondences_msg(t, result))
+        now_ns = self.get_clock().now().nanoseconds
+        self.stats.count("processed")
+        self.stats.latency_ms.add((now_ns - result.stamp_ns) / 1e6)
+        self.stats.process_ms.add(result.timings_ms["total"])
+        self.stats.inference_ms.add(result.timings_ms["inference"])
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        if self._diag_pub is None:
+            return
+        rates = self.stats.rates(time.monotonic())
+        counts, bad = self.stats.snapshot()
+        sync_stats = self._sync.stats if self._sync is not None else None
+        lat50, lat95 = self.stats.latency_ms.percentiles()
+        proc50, proc95 = self.stats.process_ms.percentiles()
+        inf50, _ = self.stats.inference_ms.percentiles()
+        superseded = sync_stats.superseded if sync_stats else 0
+        unmatched = sum(sync_stats.dropped.values()) if sync_stats else 0
+        values = {
+            "backend": self._backend_text,
+            "input_rate_hz": f"{rates.get('received_color', 0.0):.2f}",
+            "output_rate_hz": f"{rates.get('processed', 0.0):.2f}",
+            "latency_ms_p50": f"{lat50:.1f}", "latency_ms_p95": f"{lat95:.1f}",
+            "process_ms_p50": f"{proc50:.1f}", "process_ms_p95": f"{proc95:.1f}",
+            "inference_ms_p50": f"{inf50:.1f}",
+            "frames_processed": str(counts.get("processed", 0)),
+            "frames_dropped_busy": str(superseded),
+            "messages_unmatched": str(unmatched),
+            "frames_bad_input": str(counts.get("bad_input", 0)),
+            "frames_idle_no_subscribers": str(counts.get("idle", 0)),
+        }
+        values.update({f"bad_input.{k}": str(v) for k, v in sorted(bad.items())})
+        level, message = DiagnosticStatus.OK, "ok"
+        if bad and rates.get("bad_input", 0.0) > 0:
+            level, message = DiagnosticStatus.WARN, f"dropping bad input frames ({', '.join(sorted(bad))})"
+        elif rates.get("received_color", 0.0) == 0.0:
+            level, message = DiagnosticStatus.WARN, "no input"
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: descriptors",
+                                  message=message, hardware_id=self._backend_text,
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        arr = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status])
+        self._diag_pub.publish(arr)

@@ -1,0 +1,69 @@
+"""Counters and rates for the node's diagnostics (pure Python, thread-safe, bounded memory)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+
+import numpy as np
+
+
+class WindowStats:
+    """The last `size` samples of a quantity (latency in ms): percentiles without unbounded growth."""
+
+    def __init__(self, size: int = 300) -> None:
+        self._v: deque[float] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, value: float) -> None:
+        with self._lock:
+            self._v.append(float(value))
+
+    def percentiles(self, qs: tuple[float, ...] = (50, 95)) -> tuple[float, ...]:
+        """NaN for each when empty."""
+        with self._lock:
+            v = np.array(self._v)
+        return tuple(float(np.percentile(v, q)) if v.size else float("nan") for q in qs)
+
+    def __len__(self) -> int:
+        return len(self._v)
+
+
+class NodeStats:
+    """Everything /diagnostics reports; counters are totals since activation.
+
+    rates(now) returns events per second since the previous call (the diagnostics timer calls it)."""
+
+    def __init__(self, window: int = 300) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()  # received_color, received_depth, processed, superseded, ...
+        self.bad_input: Counter[str] = Counter()  # reason -> frames dropped for it
+        self.latency_ms = WindowStats(window)  # input stamp -> outputs published
+        self.process_ms = WindowStats(window)  # processing time of one frame
+        self.inference_ms = WindowStats(window)  # network forward pass alone
+        self._last_t: float | None = None
+        self._last_counts: Counter[str] = Counter()
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
+
+    def bad(self, reason: str) -> None:
+        with self._lock:
+            self.bad_input[reason] += 1
+            self.counts["bad_input"] += 1
+
+    def rates(self, now: float) -> dict[str, float]:
+        """Per-second rate of every counter since the last call (empty on the first call)."""
+        with self._lock:
+            counts = Counter(self.counts)
+        out: dict[str, float] = {}
+        if self._last_t is not None and now > self._last_t:
+            dt = now - self._last_t
+            out = {k: (counts[k] - self._last_counts[k]) / dt for k in counts}
+        self._last_t, self._last_counts = now, counts
+        return out
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
+        with self._lock:
+            return dict(self.counts), dict(self.bad_input)

@@ -1,0 +1,8 @@
+"""The per-frame RGB-D pipeline shared by the ROS node and the rosbag tools (no rclpy here)."""
+
+from .config import PipelineConfig
+from .frame import Frame, FrameError, make_frame
+from .processor import CorrespondenceResult, FrameProcessor, FrameResult, KeypointResult, Wanted, resample_map
+
+__all__ = ["PipelineConfig", "Frame", "FrameError", "make_frame", "CorrespondenceResult", "FrameProcessor",
+           "FrameResult", "KeypointResult", "Wanted", "resample_map"]

@@ -1,0 +1,217 @@
+"""The per-frame pipeline: descriptors -> published map, PCA image, named 3D keypoints, correspondences.
+
+Pure Python/NumPy (no rclpy): the node and `dense-descriptor bag process` both run exactly this code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..geometry.lifting import lift_points
+from ..matching.dense import match_dense, sample_map
+from ..matching.detect import detect_keypoints
+from ..matching.keypoints import ReferenceKeypoints, locate_keypoints
+from ..runtime.extractor import DescriptorExtractor, DescriptorMap
+from ..viz.pca import PcaColorizer
+from .config import PipelineConfig
+from .frame import Frame
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Which outputs to compute (the node sets these from its subscriber counts)."""
+
+    descriptors: bool = True
+    pca: bool = True
+    keypoints: bool = True
+    correspondences: bool = True
+
+
+@dataclass
+class KeypointResult:
+    """Named keypoints of one frame, in the reference file's order.
+
+    Shape:
+        uv: (K, 2) pixel (x, y), NaN where not found; found: (K,) bool; score: (K,) float32 in [0, 1];
+        xyz: (K, 3) metres in the optical frame, NaN where not valid; xyz_valid: (K,) bool.
+    """
+
+    names: list[str]
+    uv: np.ndarray
+    found: np.ndarray
+    score: np.ndarray
+    xyz: np.ndarray
+    xyz_valid: np.ndarray
+
+
+@dataclass
+class CorrespondenceResult:
+    """Matches from an earlier frame A to this frame B.
+
+    Shape:
+        uv_a, uv_b: (N, 2) pixel (x, y); score: (N,) float32 in [0, 1] (1 - Lowe ratio);
+        xyz_a, xyz_b: (N, 3) metres in each frame's optical frame, NaN where not valid; valid: (N,) bool.
+    """
+
+    stamp_a_ns: int
+    uv_a: np.ndarray
+    uv_b: np.ndarray
+    score: np.ndarray
+    xyz_a: np.ndarray
+    xyz_b: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass
+class FrameResult:
+    """Everything computed for one frame; outputs not wanted are None."""
+
+    stamp_ns: int
+    frame_id: str
+    image_size: tuple[int, int]  # (W, H) of the input colour image
+    model_id: str
+    normalized: bool
+    descriptors: np.ndarray | None = None  # (ceil(H/s), ceil(W/s), D) at config.map_stride, config.map_dtype
+    map_stride: int = 0
+    pca_bgr: np.ndarray | None = None  # (H, W, 3) uint8 BGR
+    keypoints: KeypointResult | None = None
+    correspondences: CorrespondenceResult | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
+    notes: list[str] = field(default_factory=list)  # why an output is partial (no depth, no intrinsics)
+
+
+def resample_map(dmap: DescriptorMap, stride: int, dtype: str = "float32") -> np.ndarray:
+    """The descriptor map on a regular grid of `stride` input pixels (bilinear), as DescriptorMap.msg
+    defines it: cell (r, c) centred on pixel ((c + 0.5) * stride - 0.5, (r + 0.5) * stride - 0.5).
+
+    Shape:
+        -> (ceil(H / stride), ceil(W / stride), D) in `dtype`.
+    """
+    w_img, h_img = dmap.image_size
+    h, w = -(-h_img // stride), -(-w_img // stride)
+    if (dmap.stride == (float(stride), float(stride)) and dmap.descriptors.shape[:2] == (h, w)):
+        return dmap.descriptors.astype(dtype, copy=False)
+    gx, gy = np.meshgrid((np.arange(w) + 0.5) * stride - 0.5, (np.arange(h) + 0.5) * stride - 0.5)
+    p = dmap.to_map(np.stack([gx.ravel(), gy.ravel()], 1))
+    out = sample_map(dmap.descriptors.astype(np.float32, copy=False), p)
+    if dmap.normalized:
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.reshape(h, w, -1).astype(dtype, copy=False)
+
+
+@dataclass
+class _Previous:
+    dmap: DescriptorMap
+    depth: np.ndarray | None
+    K: np.ndarray | None
+    stamp_ns: int
+
+
+class FrameProcessor:
+    """Runs the pipeline on frames, keeping what correspondences need from earlier frames.
+
+    Args:
+        extractor: the loaded network (any backend).
+        reference: named keypoints to locate (None: no keypoint output). Checked against the model.
+        config: thresholds and output settings; `update_config` swaps it between frames.
+    """
+
+    def __init__(self, extractor: DescriptorExtractor, reference: ReferenceKeypoints | None = None,
+                 config: PipelineConfig | None = None) -> None:
+        self.extractor = extractor
+        self.config = config or PipelineConfig()
+        if reference is not None:
+            reference.check_model(extractor.info.model_id)
+            if reference.descriptor_dim != extractor.info.descriptor_dim:
+                raise ValueError(f"keypoint file has D={reference.descriptor_dim}, the model "
+                                 f"D={extractor.info.descriptor_dim}")
+        self.reference = reference
+        self.colorizer = PcaColorizer()
+        self._anchor: _Previous | None = None
+
+    def update_config(self, config: PipelineConfig) -> None:
+        """New thresholds from the next frame on; a mode change restarts correspondences."""
+        if config.correspondence_mode != self.config.correspondence_mode:
+            self._anchor = None
+        self.config = config
+
+    def reset_reference(self) -> None:
+        """Forget frame A: the next frame becomes the new reference (or previous) frame."""
+        self._anchor = None
+        self.colorizer = PcaColorizer()
+
+    def process(self, frame: Frame, wanted: Wanted = Wanted()) -> FrameResult:  # noqa: B008 (frozen)
+        """All wanted outputs of one frame (see FrameResult)."""
+        cfg = self.config
+        t = [time.perf_counter()]
+        info = self.extractor.info
+        res = FrameResult(frame.stamp_ns, frame.frame_id, frame.size, info.model_id, info.normalize)
+        dmap = self.extractor.extract(frame.rgb)
+        timings = res.timings_ms
+        timings["inference"] = self.extractor.timing.inference_ms
+        timings["extract"] = (time.perf_counter() - t[0]) * 1e3
+        if wanted.descriptors:
+            t0 = time.perf_counter()
+            res.descriptors = resample_map(dmap, cfg.map_stride, cfg.map_dtype)
+            res.map_stride = cfg.map_stride
+            timings["map"] = (time.perf_counter() - t0) * 1e3
+        if wanted.pca:
+            t0 = time.perf_counter()
+            small = self.colorizer(dmap.descriptors)
+            res.pca_bgr = cv2.resize(small[..., ::-1], frame.size, interpolation=cv2.INTER_LINEAR)
+            timings["pca"] = (time.perf_counter() - t0) * 1e3
+        if frame.K is None:
+            res.notes.append("no camera info: 2D outputs only")
+        elif frame.depth is None:
+            res.notes.append("no depth: 2D outputs only")
+        if wanted.keypoints and self.reference is not None:
+            t0 = time.perf_counter()
+            res.keypoints = self._keypoints(frame, dmap)
+            timings["keypoints"] = (time.perf_counter() - t0) * 1e3
+        if wanted.correspondences and cfg.correspondence_mode != "off":
+            t0 = time.perf_counter()
+            res.correspondences = self._correspondences(frame, dmap)
+            timings["correspondences"] = (time.perf_counter() - t0) * 1e3
+        else:
+            self._anchor = None  # nobody listens: do not match against a stale frame later
+        timings["total"] = (time.perf_counter() - t[0]) * 1e3
+        return res
+
+    def _lift(self, uv: np.ndarray, depth: np.ndarray | None, K: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        n = len(uv)
+        if depth is None or K is None or n == 0:
+            return np.full((n, 3), np.nan), np.zeros(n, bool)
+        cfg = self.config
+        return lift_points(uv, depth, K, window=cfg.depth_window, min_depth=cfg.depth_min, max_depth=cfg.depth_max)
+
+    def _keypoints(self, frame: Frame, dmap: DescriptorMap) -> KeypointResult:
+        cfg = self.config
+        loc = locate_keypoints(self.reference, dmap, method=cfg.keypoint_method,
+                               min_confidence=cfg.keypoint_min_confidence, max_distance=cfg.keypoint_max_distance,
+                               radius=cfg.keypoint_radius)
+        xyz, valid = self._lift(loc.uv, frame.depth, frame.K)
+        return KeypointResult(loc.names, loc.uv, loc.found, loc.confidence, xyz, valid & loc.found)
+
+    def _correspondences(self, frame: Frame, dmap: DescriptorMap) -> CorrespondenceResult | None:
+        cfg = self.config
+        anchor = self._anchor
+        current = _Previous(dmap, frame.depth, frame.K, frame.stamp_ns)
+        if anchor is None or cfg.correspondence_mode == "previous":
+            self._anchor = current
+        if anchor is None:
+            return None  # the first frame has nothing to match against
+        uv_a, _ = detect_keypoints(anchor.dmap, min_distance=cfg.correspondence_spacing,
+                                   max_keypoints=4 * cfg.correspondence_max)
+        m = match_dense(anchor.dmap, dmap, points_a=uv_a, max_ratio=cfg.correspondence_max_ratio,
+                        max_matches=cfg.correspondence_max)
+        xyz_a, va = self._lift(m.uv_a, anchor.depth, anchor.K)
+        xyz_b, vb = self._lift(m.uv_b, frame.depth, frame.K)
+        valid = va & vb
+        xyz_a[~valid] = np.nan
+        xyz_b[~valid] = np.nan
+        score = np.clip(1.0 - m.ratio, 0.0, 1.0).astype(np.float32)
+        return CorrespondenceResult(anchor.stamp_ns, m.uv_a, m.uv_b, score, xyz_a, xyz_b, valid)

@@ -1,0 +1,75 @@
+"""Finding and checking model and keypoint files: the shipped defaults and user-given paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .export import ModelInfo, model_info, read_model_file, read_onnx_info
+
+PACKAGE = "dense_descriptor_ros"
+DEFAULT_MODEL_DIR = "default"  # models/<this>/ holds the shipped model (see models/README.md)
+MODEL_FILES = {"onnx": "model.onnx", "torch": "model.safetensors"}
+DEFAULT_KEYPOINTS = "mug_keypoints.json"
+
+
+class ModelFileError(ValueError):
+    """A model or keypoint file that is missing or unreadable (the message names it and says why)."""
+
+
+def models_dir() -> Path:
+    """The shipped `models/` folder: the source checkout's (editable install, tests), else the ROS
+    package's share directory (colcon install), else $DENSE_DESCRIPTOR_MODELS."""
+    env = os.environ.get("DENSE_DESCRIPTOR_MODELS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2] / "models"
+    if repo.is_dir():
+        return repo
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(PACKAGE)) / "models"
+    except Exception:  # not installed with colcon: say where we looked
+        return repo
+
+
+def default_model_path(backend: str) -> Path:
+    """The shipped model for a backend ("onnx" or "torch")."""
+    if backend not in MODEL_FILES:
+        raise ValueError(f"backend must be one of {sorted(MODEL_FILES)}, got {backend!r}")
+    return models_dir() / DEFAULT_MODEL_DIR / MODEL_FILES[backend]
+
+
+def default_keypoints_path() -> Path:
+    """The shipped mug keypoint file that goes with the shipped model."""
+    return models_dir() / DEFAULT_MODEL_DIR / DEFAULT_KEYPOINTS
+
+
+def resolve_model_path(path: str, backend: str) -> Path:
+    """`path` ("" = the shipped default for `backend`), checked against the backend's file types."""
+    p = Path(path).expanduser() if path else default_model_path(backend)
+    want = (".onnx",) if backend == "onnx" else (".safetensors", ".pt")
+    if p.suffix not in want:
+        raise ModelFileError(f"backend {backend} needs a {' or '.join(want)} model file, got {p}"
+                             + (" (export it with `dense-descriptor export`)" if backend == "onnx" else ""))
+    if not p.is_file():
+        raise ModelFileError(f"model file {p} does not exist")
+    return p
+
+
+def probe_model(path: str | Path) -> ModelInfo:
+    """ModelInfo of a model file without keeping it loaded; ModelFileError if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        if path.suffix == ".onnx":
+            return read_onnx_info(path)
+        model, meta = read_model_file(path)
+        return model_info(model, meta["version"], meta["train_config_hash"])
+    except ModelFileError:
+        raise
+    except Exception as e:  # onnx / safetensors / torch raise many types for a corrupt file
+        raise ModelFileError(f"model file {path} is not a readable dense_descriptor_ros model: "
+                             f"{type(e).__name__}: {e}") from e

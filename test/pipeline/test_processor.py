@@ -1,0 +1,185 @@
+"""The per-frame pipeline with a real (untrained) network: shapes, flags, 3D lifting and correspondences.
+
+A convolutional network is translation-equivariant: an image and its copy shifted by a multiple of the
+network stride give shifted descriptor maps, so a keypoint annotated in one is found shifted in the
+other, trained or not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dense_descriptor_ros.matching.keypoints import (
+    ReferenceKeypoints,
+    annotate_keypoints,
+    locate_keypoints,
+    model_identity,
+)
+from dense_descriptor_ros.models import build_model
+from dense_descriptor_ros.models.config import ModelConfig
+from dense_descriptor_ros.pipeline import FrameError, FrameProcessor, PipelineConfig, Wanted, make_frame, resample_map
+from dense_descriptor_ros.runtime import DescriptorExtractor, DescriptorMap, ExtractorConfig
+
+from ..conftest import textured_image
+
+H, W = 96, 128
+K = np.array([[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]])
+SHIFT = 8  # two cells of the lite network's stride 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread(torch_one_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(name="lite", normalize=True, decoder_channels=16, width_mult=0.5)).eval()
+    return DescriptorExtractor.from_model(net, ExtractorConfig(warmup_iters=0))
+
+
+@pytest.fixture(scope="module")
+def images():
+    big = textured_image(np.random.default_rng(3), H, W + SHIFT)
+    return big[:, SHIFT:], big[:, :W]  # frame B shows the scene moved right by SHIFT pixels
+
+
+def frame(rgb, depth=None, k=K, stamp=0):
+    return make_frame(rgb, depth, k, stamp, "cam_optical")
+
+
+def test_outputs_and_shapes(extractor, images):
+    p = FrameProcessor(extractor, config=PipelineConfig(map_stride=4, map_dtype="float16"))
+    r = p.process(frame(images[0], np.full((H, W), 0.5, np.float32), stamp=7))
+    assert r.stamp_ns == 7 and r.frame_id == "cam_optical" and r.image_size == (W, H)
+    assert r.descriptors.shape == (H // 4, W // 4, 16) and r.descriptors.dtype == np.float16
+    assert r.map_stride == 4 and r.model_id == extractor.info.model_id
+    assert r.pca_bgr.shape == (H, W, 3) and r.pca_bgr.dtype == np.uint8
+    assert r.keypoints is None  # no reference keypoints given
+    assert r.correspondences is None  # the first frame has nothing to match against
+    assert {"inference", "extract", "map", "pca", "total"} <= set(r.timings_ms)
+
+
+def test_unwanted_outputs_are_not_computed(extractor, images):
+    p = FrameProcessor(extractor)
+    r = p.process(frame(images[0]), Wanted(descriptors=False, pca=False, keypoints=False, correspondences=False))
+    assert r.descriptors is None and r.pca_bgr is None and "map" not in r.timings_ms and "pca" not in r.timings_ms
+    r = p.process(frame(images[1]), Wanted(descriptors=False, pca=False, keypoints=False, correspondences=True))
+    assert r.correspondences is None  # frame A was not kept while nobody wanted correspondences
+
+
+@pytest.mark.parametrize("stride", [1, 3, 8])
+def test_resample_map_geometry(stride):
+    """A map whose descriptor is its own pixel position resamples to the cell centres of the msg."""
+    h, w = 24, 32
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    native = DescriptorMap(np.stack([xx, yy], -1), (4.0, 4.0), (w * 4, h * 4))  # cell centres at 4c + 1.5
+    out = resample_map(native, stride)
+    hh, ww = -(-h * 4 // stride), -(-w * 4 // stride)
+    assert out.shape == (hh, ww, 2)
+    cx = (np.arange(ww) + 0.5) * stride - 0.5
+    expect = np.clip((cx + 0.5) / 4 - 0.5, 0, w - 1)  # map coordinate, clamped at the border
+    np.testing.assert_allclose(out[hh // 2, :, 0], expect, atol=1e-4)
+
+
+def test_correspondences_of_a_repeated_frame_are_the_identity(extractor, images):
+    """Geometry and bookkeeping with any network: frame B = frame A matches every query to itself (the
+    accuracy on real camera motion is tested with the trained model in test/node)."""
+    # No ratio test: an untrained network is not distinctive enough for one; the mutual check remains.
+    p = FrameProcessor(extractor, config=PipelineConfig(correspondence_mode="previous", correspondence_max=50,
+                                                        correspondence_max_ratio=1.0))
+    depth = np.full((H, W), 0.5, np.float32)
+    assert p.process(frame(images[0], depth, stamp=1)).correspondences is None
+    c = p.process(frame(images[0], depth, stamp=2)).correspondences
+    assert c is not None and c.stamp_a_ns == 1 and len(c.uv_a) >= 1
+    np.testing.assert_allclose(c.uv_b, c.uv_a, atol=1.0)  # sub-pixel refinement of an untrained, flat map
+    assert ((c.score >= 0) & (c.score <= 1)).all()
+    # 3D: constant depth 0.5 m -> z = 0.5 and x, y from the pinhole model
+    assert c.valid.all()
+    np.testing.assert_allclose(c.xyz_b[:, 2], 0.5, atol=1e-6)
+    np.testing.assert_allclose(c.xyz_b[:, 0], (c.uv_b[:, 0] - 64) / 100 * 0.5, atol=1e-6)
+    np.testing.assert_allclose(c.xyz_a[:, 0], (c.uv_a[:, 0] - 64) / 100 * 0.5, atol=1e-6)
+    # previous mode: the next frame is matched against frame 2
+    assert p.process(frame(images[1], depth, stamp=3)).correspondences.stamp_a_ns == 2
+
+
+def test_reference_mode_keeps_frame_a(extractor, images):
+    p = FrameProcessor(extractor, config=PipelineConfig(correspondence_mode="reference"))
+    p.process(frame(images[0], stamp=1))
+    assert p.process(frame(images[1], stamp=2)).correspondences.stamp_a_ns == 1
+    assert p.process(frame(images[1], stamp=3)).correspondences.stamp_a_ns == 1
+    p.reset_reference()
+    assert p.process(frame(images[1], stamp=4)).correspondences is None
+
+
+def test_keypoints_located_and_lifted(extractor, images):
+    """The pipeline's keypoints are locate_keypoints' pixels lifted through the depth (accuracy on real
+    views is tested with the trained model in test/node)."""
+    dm = extractor.extract(images[0])
+    ref = annotate_keypoints(dm, {"spot": (60.0, 40.0), "left": (20.0, 30.0)}, model_identity(extractor.info),
+                             "thing", "image_a.png")
+    depth = np.full((H, W), 0.8, np.float32)
+    depth[:, : W // 2] = np.nan  # no depth on the left half
+    p = FrameProcessor(extractor, ref, PipelineConfig(keypoint_min_confidence=0.0, keypoint_max_distance=2.0))
+    k = p.process(frame(images[1], depth)).keypoints
+    expect = locate_keypoints(ref, extractor.extract(images[1]), min_confidence=0.0, max_distance=2.0)
+    assert k.names == ["spot", "left"] and k.found.all()
+    np.testing.assert_allclose(k.uv, expect.uv)
+    has_depth = k.uv[:, 0] >= W // 2 + 2
+    np.testing.assert_array_equal(k.xyz_valid[has_depth], True)
+    i = int(np.argmax(has_depth)) if has_depth.any() else None
+    if i is not None:
+        np.testing.assert_allclose(k.xyz[i], [(k.uv[i, 0] - 64) / 100 * 0.8, (k.uv[i, 1] - 48) / 100 * 0.8, 0.8],
+                                   atol=1e-6)
+    # A confidence threshold of 1 finds nothing: not found, no pixel, no 3D point.
+    p.update_config(PipelineConfig(keypoint_min_confidence=1.0))
+    k1 = p.process(frame(images[1], depth)).keypoints
+    assert not k1.found.any() and not k1.xyz_valid.any() and np.isnan(k1.uv).all()
+    # Without intrinsics the keypoints are still located in 2D, but have no 3D point.
+    p.update_config(PipelineConfig(keypoint_min_confidence=0.0, keypoint_max_distance=2.0))
+    k2 = p.process(frame(images[1], depth, k=None))
+    assert k2.keypoints.found.all() and not k2.keypoints.xyz_valid.any() and np.isnan(k2.keypoints.xyz).all()
+    assert any("camera info" in n for n in k2.notes)
+
+
+def test_keypoints_of_another_model_are_refused(extractor):
+    ref = ReferenceKeypoints(["a"], np.ones((1, 16), np.float32) / 4, "mug",
+                             {"id": "0123456789abcdef", "name": "lite", "version": "x", "normalize": True}, [[]], "")
+    with pytest.raises(ValueError, match="model"):
+        FrameProcessor(extractor, ref)
+
+
+class TestMakeFrame:
+    def test_depth_millimetres_and_invalid(self):
+        d = np.array([[0, 500], [65535, 1200]], np.uint16)
+        f = make_frame(np.zeros((2, 2, 3), np.uint8), d, None, 0, "c", depth_min=0.1, depth_max=10.0)
+        np.testing.assert_allclose(f.depth, [[np.nan, 0.5], [np.nan, 1.2]])
+
+    def test_size_mismatch_scale(self):
+        d = np.arange(12, dtype=np.float32).reshape(3, 4) + 1
+        f = make_frame(np.zeros((6, 8, 3), np.uint8), d, None, 0, "c")
+        assert f.depth.shape == (6, 8) and f.depth[5, 7] == 12 and f.depth[0, 0] == 1
+
+    def test_size_mismatch_reject_and_aspect(self):
+        with pytest.raises(FrameError, match="reject"):
+            make_frame(np.zeros((6, 8, 3), np.uint8), np.ones((3, 4), np.float32), None, 0, "c",
+                       size_mismatch="reject")
+        with pytest.raises(FrameError, match="aspect"):
+            make_frame(np.zeros((6, 8, 3), np.uint8), np.ones((6, 6), np.float32), None, 0, "c")
+
+    def test_bad_inputs(self):
+        with pytest.raises(FrameError, match="colour"):
+            make_frame(np.zeros((6, 8), np.uint8), None, None, 0, "c")
+        with pytest.raises(FrameError, match="intrinsics"):
+            make_frame(np.zeros((6, 8, 3), np.uint8), None, np.zeros((3, 3)), 0, "c")
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="map_stride"):
+        PipelineConfig(map_stride=0)
+    with pytest.raises(ValueError, match="depth_window"):
+        PipelineConfig(depth_window=4)
+    with pytest.raises(ValueError, match="correspondence_max_ratio"):
+        PipelineConfig(correspondence_max_ratio=0.0)
