@@ -51,7 +51,7 @@ from ..runtime.model_files import (
     resolve_model_path,
 )
 from .params import LIVE, NodeSettings, parameter_table
-from .stats import NodeStats
+from .stats import NodeStats, Throttle
 
 NODE_NAME = "dense_descriptor"
 # Input topics (relative, remappable); the defaults are the RealSense driver's (ros2 launch
@@ -107,7 +107,7 @@ class DescriptorNode(LifecycleNode):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._backend_text = "not loaded"
-        self._last_published_ns: int | None = None
+        self._throttle = Throttle(THROTTLE_S)
 
     # ------------------------------------------------------------------ parameters
     def _read_settings(self) -> NodeSettings:
@@ -234,6 +234,20 @@ class DescriptorNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def _report(self, key: str, text: str, level: str = "error") -> None:
+        """Log `text` at most once per THROTTLE_S per `key` (a kind of problem), saying how many repeats
+        were held back."""
+        held = self._throttle(key, time.monotonic())
+        if held is None:
+            return
+        if held:
+            text += f" ({held} more since the last report)"
+        # one call site per severity: rclpy refuses a severity change at the same call site
+        if level == "error":
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
+
     # ------------------------------------------------------------------ inputs
     def _on_image(self, stream: str, msg: Image) -> None:
         sync = self._sync
@@ -263,7 +277,10 @@ class DescriptorNode(LifecycleNode):
                 self._process(processor, frame_set["color"], frame_set["depth"])
             except Exception as e:  # never let one bad frame kill the worker
                 self.stats.bad("internal_error")
-                self.get_logger().error(f"frame dropped: {type(e).__name__}: {e}", throttle_duration_sec=THROTTLE_S)
+                try:
+                    self._report("internal", f"frame dropped: {type(e).__name__}: {e}")
+                except Exception:  # noqa: S110 - logging itself failed (shutdown): keep serving frames
+                    pass
 
     def _wanted(self) -> Wanted:
         n = {k: p.get_subscription_count() > 0 for k, p in self._pubs.items()}
@@ -276,8 +293,7 @@ class DescriptorNode(LifecycleNode):
             info = self._info_msg
         K = None
         if info is None:
-            self.get_logger().warning(f"no camera info on {INFO_TOPIC} yet: publishing 2D outputs only",
-                                      throttle_duration_sec=THROTTLE_S)
+            self._report("no_info", f"no camera info on {INFO_TOPIC} yet: publishing 2D outputs only", "warning")
         else:
             intr = intrinsics_from_camera_info(info)
             intr.check_image_size(color.height, color.width)
@@ -295,12 +311,12 @@ class DescriptorNode(LifecycleNode):
             frame = self._decode(color, depth)
         except (ImageCodecError, FrameError, CameraInfoError) as e:
             self.stats.bad(type(e).__name__)
-            self.get_logger().error(f"frame dropped: {e}", throttle_duration_sec=THROTTLE_S)
+            self._report(str(e)[:40], f"frame dropped: {e}")
             return
         if frame.K is not None and frame.depth is not None and np.isnan(frame.depth).all():
             self.stats.count("no_valid_depth")
-            self.get_logger().warning("depth image has no valid pixel (all zero/NaN/out of range): 3D outputs "
-                                      "are invalid", throttle_duration_sec=THROTTLE_S)
+            self._report("no_depth", "depth image has no valid pixel (all zero/NaN/out of range): 3D outputs "
+                         "are invalid", "warning")
         result = processor.process(frame, wanted)
         t = MESSAGE_TYPES
         if result.descriptors is not None:

@@ -67,3 +67,25 @@ class NodeStats:
     def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
         with self._lock:
             return dict(self.counts), dict(self.bad_input)
+
+
+class Throttle:
+    """At most one report per key per `period_s`; counts what it held back (rclpy's own throttling is per
+    call site, so different errors logged by one line would hide each other)."""
+
+    def __init__(self, period_s: float = 5.0) -> None:
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+        self._held: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, now: float) -> int | None:
+        """None: stay quiet; otherwise report, and this many were held back since the last report."""
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period_s:
+                self._held[key] += 1
+                return None
+            self._last[key] = now
+            held, self._held[key] = self._held[key], 0
+            return held

@@ -1,0 +1,122 @@
+"""The node's lifecycle over real DDS: a missing or corrupt model file fails configure with a clear error
+and the node stays up to be configured again; a missing GPU falls back to CPU with a warning, or fails
+activate when the parameters require it; deactivate stops the outputs; --no-autostart waits."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from lifecycle_msgs.msg import Transition
+
+from ..conftest import textured_image
+from .rosgraph import Probe, start_node
+from .test_node_bad_input import model_files  # noqa: F401 - the shared fixture
+
+pytest.importorskip("rclpy")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+DOMAIN = 160 + os.getpid() % 40
+IMG = textured_image(np.random.default_rng(2), 120, 160)
+K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
+
+
+@pytest.fixture(scope="module")
+def probe():
+    p = Probe(DOMAIN)
+    yield p
+    p.close()
+
+
+def frames_until_descriptors(probe: Probe, timeout: float = 20.0) -> None:
+    import time
+
+    n = len(probe.get("descriptors"))
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end and len(probe.get("descriptors")) <= n:
+        probe.publish(IMG, np.full((120, 160), 0.5, np.float32), K, probe.now_ns())
+        time.sleep(0.05)
+    assert len(probe.get("descriptors")) > n, "no descriptors"
+
+
+def test_bad_model_files_fail_configure_and_the_node_stays_up(probe, model_files):  # noqa: F811
+    node = start_node(DOMAIN, "-p", "model_path:=/nonexistent/model.onnx", "-p", "keypoints_file:=none")
+    try:
+        node.wait_for_line("configure failed: model file /nonexistent/model.onnx does not exist", 60)
+        assert node.alive() and probe.lifecycle_state() == "unconfigured"
+        # a corrupt file: clear error again, still up
+        assert probe.set_parameters({"model_path": str(model_files / "corrupt.onnx")})[0].successful
+        assert not probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line("is not a readable dense_descriptor_ros model")
+        # wrong file type for the backend
+        assert probe.set_parameters({"model_path": str(model_files / "m.safetensors")})[0].successful
+        assert not probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line("backend onnx needs a .onnx model file")
+        # fixed: configure and activate work, outputs flow
+        assert probe.set_parameters({"model_path": str(model_files / "m.onnx")})[0].successful
+        assert probe.transition(Transition.TRANSITION_CONFIGURE)
+        assert probe.transition(Transition.TRANSITION_ACTIVATE)
+        assert probe.lifecycle_state() == "active"
+        frames_until_descriptors(probe)
+        # deactivate: no more outputs; the node unsubscribes
+        assert probe.transition(Transition.TRANSITION_DEACTIVATE)
+        probe.wait_for(lambda: probe.pub["color"].get_subscription_count() == 0, 10, "the node to unsubscribe")
+        # torch backend with the .safetensors file, through a cleanup/configure cycle
+        assert probe.transition(Transition.TRANSITION_CLEANUP)
+        assert probe.set_parameters({"backend": "torch", "model_path": str(model_files / "m.safetensors")})[0] \
+            .successful
+        assert probe.transition(Transition.TRANSITION_CONFIGURE)
+        assert probe.transition(Transition.TRANSITION_ACTIVATE)
+        frames_until_descriptors(probe)
+        node.wait_for_line("on torch [cpu fp32")
+        assert node.alive()
+    finally:
+        assert node.stop() == 0, node.output[-2000:]
+
+
+def test_keypoint_file_errors_fail_configure(probe, model_files, tmp_path):  # noqa: F811
+    bad = tmp_path / "kp.json"
+    bad.write_text("{not json")
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", f"keypoints_file:={bad}")
+    try:
+        node.wait_for_line("configure failed: keypoints_file", 60)
+        assert probe.set_parameters({"keypoints_file": str(tmp_path / "missing.json")})[0].successful
+        assert not probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line("missing.json does not exist")
+    finally:
+        node.stop()
+
+
+@pytest.mark.skipif(bool(os.environ.get("CUDA_VISIBLE_DEVICES")) and __import__("torch").cuda.is_available(),
+                    reason="this machine has a GPU: the fallback cannot happen")
+@pytest.mark.parametrize("backend, model", [("onnx", "m.onnx"), ("torch", "m.safetensors")])
+def test_missing_gpu(probe, model_files, backend, model):  # noqa: F811
+    """device cuda without a GPU: a warning and CPU; with require_device an error at activate."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the fallback cannot happen")
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / model}", "-p", f"backend:={backend}",
+                      "-p", "device:=cuda", "-p", "keypoints_file:=none")
+    try:
+        node.wait_for_line("set require_device to make this an error", 60)
+        node.wait_for_line("active:")
+        assert probe.transition(Transition.TRANSITION_DEACTIVATE)
+        assert probe.set_parameters({"require_device": True})[0].successful
+        assert not probe.transition(Transition.TRANSITION_ACTIVATE)
+        node.wait_for_line("activate failed")
+        assert node.alive() and probe.lifecycle_state() == "inactive"
+    finally:
+        node.stop()
+
+
+def test_no_autostart_waits_unconfigured(probe, model_files):  # noqa: F811
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", cli_args=("--no-autostart",))
+    try:
+        assert probe.lifecycle_state() == "unconfigured"  # waits for the service
+        assert probe.pub["color"].get_subscription_count() == 0
+        assert probe.transition(Transition.TRANSITION_CONFIGURE)
+        assert probe.lifecycle_state() == "inactive"
+    finally:
+        node.stop()
