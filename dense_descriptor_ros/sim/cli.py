@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..cli_args import size_wh
+from .camera_cli import register_camera
 
 
 def _int_at_least(lo: int):
@@ -65,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, type=Path, help="PNG to write")
     s.add_argument("--views", type=_view_ref, nargs="+", help="SCENE:VIEW pairs (default: view 0 of 4 scenes)")
     s.set_defaults(func=run_sheet)
+    register_camera(sub)
 
 
 def run_generate(args: argparse.Namespace) -> int:
