@@ -57,7 +57,9 @@ class NodeSettings:
     correspondence_max_ratio: float = _p(0.9, "ratio test threshold of a correspondence")
     depth_min: float = _p(0.1, "smallest valid depth [m]")
     depth_max: float = _p(10.0, "largest valid depth [m]")
-    depth_window: int = _p(5, "odd window [px] whose median depth lifts a pixel to 3D")
+    depth_window: int = _p(5, "odd window [px] whose depth lifts a pixel to 3D")
+    keypoint_depth: str = _p("nearest", "depth of the window that lifts a named keypoint: the nearest surface "
+                                        "(keypoints lie on objects) or the median", ("nearest", "median"))
     size_mismatch: str = _p("scale", "depth of another size than colour: scale it (registered depth) or drop "
                                      "the frame", ("scale", "reject"))
     # --- diagnostics

@@ -39,8 +39,12 @@ class PipelineConfig:
     # Depth outside [depth_min, depth_max] metres is invalid (no 3D point).
     depth_min: float = 0.1
     depth_max: float = 10.0
-    # Side (pixels, odd) of the window whose median depth lifts a pixel to 3D (robust to edge pixels).
+    # Side (pixels, odd) of the window whose depth lifts a pixel to 3D.
     depth_window: int = 5
+    # Which depth of the window lifts a named keypoint: "nearest" surface (keypoints lie on objects; a
+    # match slightly off a thin handle would otherwise take the depth of the table behind it) or
+    # "median". Correspondences, which may lie anywhere, always use the median.
+    keypoint_depth: Literal["nearest", "median"] = "nearest"
     # Colour and depth of different sizes: "scale" (the depth image is registered to the colour image
     # and only sampled at a different resolution: pixel coordinates are scaled between them, aspect
     # ratios must agree within 1%) or "reject" (the frame is dropped with an error).

@@ -181,19 +181,21 @@ class FrameProcessor:
         timings["total"] = (time.perf_counter() - t[0]) * 1e3
         return res
 
-    def _lift(self, uv: np.ndarray, depth: np.ndarray | None, K: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _lift(self, uv: np.ndarray, depth: np.ndarray | None, K: np.ndarray | None,
+              statistic: str = "median") -> tuple[np.ndarray, np.ndarray]:
         n = len(uv)
         if depth is None or K is None or n == 0:
             return np.full((n, 3), np.nan), np.zeros(n, bool)
         cfg = self.config
-        return lift_points(uv, depth, K, window=cfg.depth_window, min_depth=cfg.depth_min, max_depth=cfg.depth_max)
+        return lift_points(uv, depth, K, window=cfg.depth_window, min_depth=cfg.depth_min, max_depth=cfg.depth_max,
+                           statistic=statistic)
 
     def _keypoints(self, frame: Frame, dmap: DescriptorMap) -> KeypointResult:
         cfg = self.config
         loc = locate_keypoints(self.reference, dmap, method=cfg.keypoint_method,
                                min_confidence=cfg.keypoint_min_confidence, max_distance=cfg.keypoint_max_distance,
                                radius=cfg.keypoint_radius)
-        xyz, valid = self._lift(loc.uv, frame.depth, frame.K)
+        xyz, valid = self._lift(loc.uv, frame.depth, frame.K, cfg.keypoint_depth)
         return KeypointResult(loc.names, loc.uv, loc.found, loc.confidence, xyz, valid & loc.found)
 
     def _correspondences(self, frame: Frame, dmap: DescriptorMap) -> CorrespondenceResult | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cli_args import size_wh
+from ..sim.reference_cli import register_from_sim
 from .export import FP32_TOLERANCE, check_parity, export_onnx, read_model_file
 
 
@@ -146,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_export)
 
     k = subparsers.add_parser("keypoints", help="reference keypoint files (docs/keypoint_file.md)")
-    ks = k.add_subparsers(dest="keypoints_command", metavar="{annotate,average,show}", required=True)
+    ks = k.add_subparsers(dest="keypoints_command", metavar="{annotate,average,show,from-sim}", required=True)
     a = ks.add_parser("annotate", help="named keypoints from pixels of a reference image",
                       description="Sample the model's descriptors at named pixels of a reference image and write "
                                   "a keypoint file. Average several such files (one per instance) with "
@@ -171,3 +172,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = ks.add_parser("show", help="print a keypoint file's contents")
     s.add_argument("file")
     s.set_defaults(func=_show)
+    register_from_sim(ks)
