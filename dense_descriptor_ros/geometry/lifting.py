@@ -85,8 +85,9 @@ def lift_points(uv: np.ndarray, depth: np.ndarray, K: np.ndarray, encoding: Dept
         raise ValueError(f"K: expected shape (3, 3), got {K.shape}")
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be odd and >= 1, got {window}")
-    z_img = depth_to_meters(depth, encoding, min_depth, max_depth)
-    h, w = z_img.shape
+    if depth.ndim != 2:
+        raise ValueError(f"depth: expected shape (H, W), got {depth.shape}")
+    h, w = depth.shape
     n = len(uv)
     finite = np.isfinite(uv).all(1)
     inside = finite & (uv[:, 0] >= -0.5) & (uv[:, 0] < w - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] < h - 0.5)
@@ -96,7 +97,10 @@ def lift_points(uv: np.ndarray, depth: np.ndarray, K: np.ndarray, encoding: Dept
     rows = c[:, 1, None, None] + off[None, :, None]
     cols = c[:, 0, None, None] + off[None, None, :]
     in_img = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    z = np.where(in_img, z_img[np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)], np.nan).reshape(n, -1)
+    # Convert only the sampled windows, not the whole image (this runs for every frame in the node).
+    raw = depth[np.clip(rows, 0, h - 1), np.clip(cols, 0, w - 1)].reshape(n, -1)
+    z = depth_to_meters(raw, encoding, min_depth, max_depth)
+    z[~in_img.reshape(n, -1)] = np.nan
     if statistic == "median":
         zmed, count = _nan_median(z)
     elif statistic == "nearest":

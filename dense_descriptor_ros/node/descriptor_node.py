@@ -321,8 +321,8 @@ class DescriptorNode(LifecycleNode):
         t = MESSAGE_TYPES
         if result.descriptors is not None:
             self._pubs["descriptors"].publish(descriptor_map_msg(t, result))
-        if result.pca_bgr is not None:
-            img = Image(header=color.header, **rgb_to_image(result.pca_bgr[..., ::-1], "bgr8").to_kwargs("array"))
+        if result.pca_rgb is not None:
+            img = Image(header=color.header, **rgb_to_image(result.pca_rgb, "bgr8").to_kwargs("array"))
             self._pubs["pca"].publish(img)
         if result.keypoints is not None:
             self._pubs["keypoints"].publish(keypoint_array_msg(t, result))

@@ -77,7 +77,7 @@ class FrameResult:
     normalized: bool
     descriptors: np.ndarray | None = None  # (ceil(H/s), ceil(W/s), D) at config.map_stride, config.map_dtype
     map_stride: int = 0
-    pca_bgr: np.ndarray | None = None  # (H, W, 3) uint8 BGR
+    pca_rgb: np.ndarray | None = None  # (H, W, 3) uint8 RGB picture of the descriptors (PCA), input size
     keypoints: KeypointResult | None = None
     correspondences: CorrespondenceResult | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
@@ -162,7 +162,7 @@ class FrameProcessor:
         if wanted.pca:
             t0 = time.perf_counter()
             small = self.colorizer(dmap.descriptors)
-            res.pca_bgr = cv2.resize(small[..., ::-1], frame.size, interpolation=cv2.INTER_LINEAR)
+            res.pca_rgb = cv2.resize(small, frame.size, interpolation=cv2.INTER_LINEAR)
             timings["pca"] = (time.perf_counter() - t0) * 1e3
         if frame.K is None:
             res.notes.append("no camera info: 2D outputs only")

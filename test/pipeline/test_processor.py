@@ -56,7 +56,7 @@ def test_outputs_and_shapes(extractor, images):
     assert r.stamp_ns == 7 and r.frame_id == "cam_optical" and r.image_size == (W, H)
     assert r.descriptors.shape == (H // 4, W // 4, 16) and r.descriptors.dtype == np.float16
     assert r.map_stride == 4 and r.model_id == extractor.info.model_id
-    assert r.pca_bgr.shape == (H, W, 3) and r.pca_bgr.dtype == np.uint8
+    assert r.pca_rgb.shape == (H, W, 3) and r.pca_rgb.dtype == np.uint8
     assert r.keypoints is None  # no reference keypoints given
     assert r.correspondences is None  # the first frame has nothing to match against
     assert {"inference", "extract", "map", "pca", "total"} <= set(r.timings_ms)
@@ -65,7 +65,7 @@ def test_outputs_and_shapes(extractor, images):
 def test_unwanted_outputs_are_not_computed(extractor, images):
     p = FrameProcessor(extractor)
     r = p.process(frame(images[0]), Wanted(descriptors=False, pca=False, keypoints=False, correspondences=False))
-    assert r.descriptors is None and r.pca_bgr is None and "map" not in r.timings_ms and "pca" not in r.timings_ms
+    assert r.descriptors is None and r.pca_rgb is None and "map" not in r.timings_ms and "pca" not in r.timings_ms
     r = p.process(frame(images[1]), Wanted(descriptors=False, pca=False, keypoints=False, correspondences=True))
     assert r.correspondences is None  # frame A was not kept while nobody wanted correspondences
 
