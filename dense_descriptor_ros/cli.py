@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "dense_descriptor_ros.eval.cli",
     "dense_descriptor_ros.runtime.cli",
     "dense_descriptor_ros.node.cli",
+    "dense_descriptor_ros.acf.cli",
+    "dense_descriptor_ros.acf.pipeline",
     "dense_descriptor_ros.demo",
 )
 

@@ -1,0 +1,134 @@
+"""`dense-descriptor acf`: run the handle-frame consumer (also `ros2 run dense_descriptor_ros acf_consumer`).
+
+Flags set the defaults of the node's ROS parameters; `--ros-args -p name:=value` overrides them (a launch
+file's parameters arrive that way). `dense-descriptor pipeline` starts it together with the simulated
+camera and the descriptor node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .consumer import RELIABILITIES, ConsumerOptions, HandleFrameConsumer
+from .handle_frame import FILTER_METHODS
+
+__all__ = ["register", "run", "PROG"]
+
+PROG = "dense-descriptor acf"
+_D = ConsumerOptions()
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "acf", help="mug handle frame from the node's keypoints, scored against simulator ground truth",
+        description="An example downstream consumer: subscribes to the descriptor node's KeypointArray, "
+                    "estimates the mug handle's affordance coordinate frame (origin, grasp axis, approach) from "
+                    "the 3D keypoints and publishes it on ~/handle_pose. Given the ground truth of "
+                    "`dense-descriptor sim camera --stamp-mode sequence --save-ground-truth PATH` it reports the "
+                    "frame's error once per second and in a summary at the end (--count N, Ctrl-C or SIGTERM). "
+                    "Flags set the defaults of the node's ROS parameters; ROS arguments go last, after --ros-args.")
+    p.add_argument("--keypoints-topic", default=_D.keypoints_topic,
+                   help=f"KeypointArray topic (default {_D.keypoints_topic})")
+    p.add_argument("--ground-truth", type=Path, default=None, metavar="PATH",
+                   help="ground-truth JSON of `sim camera --save-ground-truth` (may appear later); default: none, "
+                        "frames are published but not scored")
+    p.add_argument("--filter", choices=FILTER_METHODS, default=_D.filter,
+                   help=f"temporal filter of the frames (default {_D.filter})")
+    p.add_argument("--alpha", type=float, default=_D.filter_alpha,
+                   help=f"ema filter: weight of the newest frame (default {_D.filter_alpha})")
+    p.add_argument("--window", type=_non_negative_int, default=_D.filter_window,
+                   help=f"median filter: frames (default {_D.filter_window})")
+    p.add_argument("--max-gap", type=_non_negative_int, default=_D.filter_max_gap,
+                   help=f"frames without an estimate that the filters bridge (default {_D.filter_max_gap})")
+    p.add_argument("--min-score", type=float, default=_D.min_score,
+                   help=f"keypoints scored below this count as missing (default {_D.min_score:g})")
+    p.add_argument("--reliability", choices=RELIABILITIES, default=_D.qos_reliability,
+                   help=f"QoS reliability of the keypoints subscription (default {_D.qos_reliability})")
+    p.add_argument("--log-period", type=float, default=_D.log_period,
+                   help=f"seconds between progress lines, 0 = none (default {_D.log_period:g})")
+    p.add_argument("--count", type=_non_negative_int, default=0, help="stop after N keypoint messages (0: never)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="write acf_errors.csv, acf_errors.png and acf_summary.json here at the end")
+    p.set_defaults(func=run)
+    return p
+
+
+def _error(text: str) -> int:
+    print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from rclpy.exceptions import NameValidationException, ParameterException
+
+    from .consumer_node import AcfConsumerNode, spin_until_done
+
+    opts = ConsumerOptions(keypoints_topic=args.keypoints_topic,
+                           ground_truth_file=str(args.ground_truth) if args.ground_truth else "",
+                           filter=args.filter, filter_alpha=args.alpha, filter_window=args.window,
+                           filter_max_gap=args.max_gap, min_score=args.min_score, qos_reliability=args.reliability,
+                           log_period=args.log_period, count=args.count)
+    try:
+        opts.validate()
+    except ValueError as e:
+        return _error(str(e))
+    ros_args = list(getattr(args, "ros_args", None) or [])
+    try:
+        rclpy.init(args=["dense-descriptor", *ros_args])
+    except Exception as e:  # rcl rejects malformed ROS arguments with an RCLError
+        return _error(f"cannot initialise ROS with {' '.join(ros_args) or 'no arguments'}: {e}")
+    node = None
+    finished = interrupted = False
+    try:
+        node = AcfConsumerNode(opts)
+        finished = spin_until_done(node)
+        if finished:
+            node.flush()
+    except (ValueError, ParameterException, NameValidationException) as e:  # bad values given with --ros-args -p
+        return _error(str(e))
+    except KeyboardInterrupt:  # rclpy chains SIGINT to Python's handler: it can land anywhere, even in __init__
+        interrupted = True
+    finally:
+        if node is not None or interrupted:
+            # interrupted before the node existed: no message was processed; summarise that all the same
+            lines = node.finish(args.out) if node is not None else HandleFrameConsumer(opts).finish(args.out)
+            print(f"acf summary ({'done' if finished else 'stopped'}):", flush=True)
+            for line in lines:
+                print(f"  {line}", flush=True)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `acf` on its own (`python -m dense_descriptor_ros.acf.cli ...`); ROS arguments after --ros-args."""
+    from ..cli import split_ros_args
+
+    argv, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
+    parser = argparse.ArgumentParser(prog="dense-descriptor")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["acf", *argv])
+    args.ros_args = ros_args
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
