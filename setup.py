@@ -34,6 +34,7 @@ setup(
         "matplotlib",
         "safetensors",
         "pybullet",
+        "rosbags",
     ],
     extras_require={"export": ["onnx", "onnxruntime", "onnxscript"]},
     entry_points={"console_scripts": [f"dense-descriptor = {PACKAGE}.cli:main"]},

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "dense_descriptor_ros.node.cli",
     "dense_descriptor_ros.acf.cli",
     "dense_descriptor_ros.acf.pipeline",
+    "dense_descriptor_ros.bag.cli",
     "dense_descriptor_ros.demo",
 )
 

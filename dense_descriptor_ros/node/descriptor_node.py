@@ -31,25 +31,13 @@ from std_msgs.msg import Header
 
 from .. import msg as ddr_msg
 from ..matching.keypoints import ReferenceKeypoints
-from ..pipeline import FrameError, FrameProcessor, Wanted, make_frame
-from ..ros_core import (
-    CameraInfoError,
-    ImageCodecError,
-    image_to_depth,
-    image_to_rgb,
-    intrinsics_from_camera_info,
-    rgb_to_image,
-)
+from ..pipeline import FrameProcessor, Wanted
+from ..pipeline.inputs import DECODE_ERRORS, decode_frame, load_reference_keypoints
+from ..ros_core import rgb_to_image
 from ..ros_core.outputs import MessageTypes, correspondences_msg, descriptor_map_msg, keypoint_array_msg
 from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
 from ..runtime.extractor import BackendFallbackError, DescriptorExtractor
-from ..runtime.model_files import (
-    ModelFileError,
-    default_keypoints_path,
-    default_model_path,
-    probe_model,
-    resolve_model_path,
-)
+from ..runtime.model_files import ModelFileError, probe_model, resolve_model_path
 from .params import LIVE, NodeSettings, parameter_table
 from .stats import NodeStats, Throttle
 
@@ -149,24 +137,9 @@ class DescriptorNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _load_keypoints(self, s: NodeSettings, model_path, model_id: str) -> ReferenceKeypoints | None:
-        if s.keypoints_file.lower() == "none":
-            return None
-        if not s.keypoints_file:
-            default = default_keypoints_path()
-            shipped = model_path.parent == default_model_path(s.backend).parent
-            if not (shipped and default.is_file()):
-                self.get_logger().info("no keypoints_file given: keypoint output off")
-                return None
-            path = default
-        else:
-            path = s.keypoints_file
-        try:
-            ref = ReferenceKeypoints.load(path)
-        except FileNotFoundError as e:
-            raise ModelFileError(f"keypoints_file {path} does not exist") from e
-        except (ValueError, KeyError) as e:
-            raise ModelFileError(f"keypoints_file {path} is not a keypoint file: {e}") from e
-        ref.check_model(model_id)  # ModelMismatchError (a ValueError) names both models
+        ref = load_reference_keypoints(s.keypoints_file, model_path, model_id, s.backend)
+        if ref is None and s.keypoints_file.lower() != "none":
+            self.get_logger().info("no keypoints_file given: keypoint output off")
         return ref
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -254,7 +227,8 @@ class DescriptorNode(LifecycleNode):
         if sync is None:
             return
         self.stats.count(f"received_{stream}")
-        if sync.add(stream, stamp_to_ns(msg.header.stamp), msg) is not None:
+        # with its arrival time: the node's own latency does not depend on the sender's clock
+        if sync.add(stream, stamp_to_ns(msg.header.stamp), (msg, time.monotonic())) is not None:
             self._wake.set()
 
     def _on_info(self, msg: CameraInfo) -> None:
@@ -288,28 +262,21 @@ class DescriptorNode(LifecycleNode):
                       correspondences=n["correspondences"])
 
     def _decode(self, color: Image, depth: Image):
-        s = self.settings
         with self._info_lock:
             info = self._info_msg
-        K = None
         if info is None:
             self._report("no_info", f"no camera info on {INFO_TOPIC} yet: publishing 2D outputs only", "warning")
-        else:
-            intr = intrinsics_from_camera_info(info)
-            intr.check_image_size(color.height, color.width)
-            K = intr.K
-        return make_frame(image_to_rgb(color), image_to_depth(depth), K, stamp_to_ns(color.header.stamp),
-                          color.header.frame_id, size_mismatch=s.size_mismatch,
-                          depth_min=s.depth_min, depth_max=s.depth_max)
+        return decode_frame(color, depth, info, self.settings)
 
-    def _process(self, processor: FrameProcessor, color: Image, depth: Image) -> None:
+    def _process(self, processor: FrameProcessor, color_in: tuple[Image, float], depth_in: tuple[Image, float]) -> None:
+        (color, t_arrival), (depth, _) = color_in, depth_in
         wanted = self._wanted()
         if not (wanted.descriptors or wanted.pca or wanted.keypoints or wanted.correspondences):
             self.stats.count("idle")  # nobody listens: compute nothing
             return
         try:
             frame = self._decode(color, depth)
-        except (ImageCodecError, FrameError, CameraInfoError) as e:
+        except DECODE_ERRORS as e:
             self.stats.bad(type(e).__name__)
             self._report(str(e)[:40], f"frame dropped: {e}")
             return
@@ -331,6 +298,7 @@ class DescriptorNode(LifecycleNode):
         now_ns = self.get_clock().now().nanoseconds
         self.stats.count("processed")
         self.stats.latency_ms.add((now_ns - result.stamp_ns) / 1e6)
+        self.stats.node_ms.add((time.monotonic() - t_arrival) * 1e3)
         self.stats.process_ms.add(result.timings_ms["total"])
         self.stats.inference_ms.add(result.timings_ms["inference"])
 
@@ -342,6 +310,7 @@ class DescriptorNode(LifecycleNode):
         counts, bad = self.stats.snapshot()
         sync_stats = self._sync.stats if self._sync is not None else None
         lat50, lat95 = self.stats.latency_ms.percentiles()
+        node50, node95 = self.stats.node_ms.percentiles()
         proc50, proc95 = self.stats.process_ms.percentiles()
         inf50, _ = self.stats.inference_ms.percentiles()
         superseded = sync_stats.superseded if sync_stats else 0
@@ -351,6 +320,7 @@ class DescriptorNode(LifecycleNode):
             "input_rate_hz": f"{rates.get('received_color', 0.0):.2f}",
             "output_rate_hz": f"{rates.get('processed', 0.0):.2f}",
             "latency_ms_p50": f"{lat50:.1f}", "latency_ms_p95": f"{lat95:.1f}",
+            "node_ms_p50": f"{node50:.1f}", "node_ms_p95": f"{node95:.1f}",
             "process_ms_p50": f"{proc50:.1f}", "process_ms_p95": f"{proc95:.1f}",
             "inference_ms_p50": f"{inf50:.1f}",
             "frames_processed": str(counts.get("processed", 0)),

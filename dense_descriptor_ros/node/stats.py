@@ -38,7 +38,8 @@ class NodeStats:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()  # received_color, received_depth, processed, superseded, ...
         self.bad_input: Counter[str] = Counter()  # reason -> frames dropped for it
-        self.latency_ms = WindowStats(window)  # input stamp -> outputs published
+        self.latency_ms = WindowStats(window)  # input stamp -> outputs published (needs the sender's clock)
+        self.node_ms = WindowStats(window)  # colour message received -> outputs published
         self.process_ms = WindowStats(window)  # processing time of one frame
         self.inference_ms = WindowStats(window)  # network forward pass alone
         self._last_t: float | None = None

@@ -12,8 +12,9 @@ from ..models.config import ModelConfig
 @dataclass
 class DataConfig:
     # Where training pairs come from: "images" (augmentation pairs of a folder of images),
-    # "synthetic" (multi-view RGB-D scenes from `dense-descriptor sim generate`), or "mixed" (both).
-    kind: Literal["images", "synthetic", "mixed"] = "images"
+    # "synthetic" (multi-view RGB-D scenes from `dense-descriptor sim generate`), "mixed" (both), or
+    # "bag" (RGB-D frames of a rosbag2: multi-view pairs when it has camera poses, else augmentation pairs).
+    kind: Literal["images", "synthetic", "mixed", "bag"] = "images"
     # Folder of ordinary images for augmentation pairs ("samples" = scikit-image's sample photos,
     # written to runs/sample_images).
     image_dir: str = "samples"
@@ -31,6 +32,26 @@ class DataConfig:
     background_fraction: float = 0.5
     # Non-matches closer than this many pixels to the true match are dropped.
     min_nonmatch_distance: float = 8.0
+    # rosbag2 folder or .mcap / .db3 file (kind bag), e.g. data_sample/sim_mug (docs/rosbag_tools.md).
+    bag_path: str = ""
+    # Bag topics of colour, aligned depth and camera info: "" = the one topic ending in the node's default name
+    # (color/image_raw, aligned_depth_to_color/image_raw, color/camera_info); "none" (depth, info) = not used.
+    bag_color_topic: str = ""
+    bag_depth_topic: str = ""
+    bag_info_topic: str = ""
+    # Camera poses: "" = auto (the PoseStamped topic, else TF), "tf", "none", or a PoseStamped topic name.
+    bag_pose_topic: str = ""
+    # TF only: the fixed frame of the poses ("" = the root of the camera frame's chain).
+    bag_fixed_frame: str = ""
+    # "auto" (multi-view pairs if the bag has poses, else augmentation pairs), "multiview" or "augment".
+    bag_pairs: Literal["auto", "multiview", "augment"] = "auto"
+    # Use every n-th synchronised frame (frames are kept in memory: thin out long bags).
+    bag_frame_step: int = 1
+    # Range (degrees) of the angle between the optical axes of a multi-view pair's two frames.
+    bag_view_angle_deg: tuple[float, float] = (5.0, 60.0)
+    # Occlusion test of the depth reprojection, |z - z_seen| <= abs + rel * z (metres, fraction): real sensors
+    # (0.015, 0.01); rendered depth stored in millimetres, as in the sample bag, (0.003, 0.0).
+    bag_depth_tolerance: tuple[float, float] = (0.015, 0.01)
     # Held-out images for validation PCK ("samples_heldout" = the held-out scikit-image photos; "" = none).
     val_image_dir: str = "samples_heldout"
     # Number of fixed, seeded validation pairs.
@@ -41,6 +62,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.synthetic_fraction <= 1.0:
             raise ValueError(f"synthetic_fraction must be in [0, 1], got {self.synthetic_fraction}")
+        if self.bag_frame_step < 1:
+            raise ValueError(f"bag_frame_step must be >= 1, got {self.bag_frame_step}")
         if min(self.image_size) < 32:
             raise ValueError(f"image_size must be at least 32x32, got {self.image_size}")
 

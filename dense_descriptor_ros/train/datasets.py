@@ -63,10 +63,27 @@ def _synthetic(cfg: DataConfig, split: str) -> PairDataset:
                                 min_nonmatch_distance=cfg.min_nonmatch_distance, image_size=tuple(cfg.image_size))
 
 
+def _bag(cfg: DataConfig) -> PairDataset:
+    if not cfg.bag_path:
+        raise ValueError("data.kind=bag needs data.bag_path (a rosbag2 folder or .mcap / .db3 file)")
+    from ..bag.dataset import BagPairDataset
+
+    (lo, hi), (abs_tol, rel_tol) = cfg.bag_view_angle_deg, cfg.bag_depth_tolerance
+    return BagPairDataset(cfg.bag_path, size=tuple(cfg.image_size), pairs=cfg.bag_pairs,
+                          color_topic=cfg.bag_color_topic or None, depth_topic=cfg.bag_depth_topic or None,
+                          info_topic=cfg.bag_info_topic or None, pose_topic=cfg.bag_pose_topic or None,
+                          fixed_frame=cfg.bag_fixed_frame, frame_step=cfg.bag_frame_step, n_matches=cfg.n_matches,
+                          nonmatches_per_match=cfg.nonmatches_per_match,
+                          min_nonmatch_distance=cfg.min_nonmatch_distance, min_view_angle_deg=lo,
+                          max_view_angle_deg=hi, abs_tol=abs_tol, rel_tol=rel_tol, augment=cfg.augment)
+
+
 def build_train_dataset(cfg: DataConfig, progress: bool = False) -> PairDataset:
     """The pair dataset the config names."""
     if cfg.kind == "images":
         return _images(cfg, cfg.image_dir, progress)
+    if cfg.kind == "bag":
+        return _bag(cfg)
     if cfg.kind == "synthetic":
         return _synthetic(cfg, "train")
     return MixedPairs(_images(cfg, cfg.image_dir, progress), _synthetic(cfg, "train"), cfg.synthetic_fraction)
