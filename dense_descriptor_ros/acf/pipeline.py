@@ -26,24 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cli_args import size_wh
+from ..launcher import Child, pipeline_env, profile_path, start_child
 from .handle_frame import FILTER_METHODS
 
 __all__ = ["register_pipeline", "register", "run_pipeline", "main", "child_commands", "pipeline_env", "profile_path",
            "PROG", "NODE_FAILURES"]
 
 PROG = "dense-descriptor pipeline"
-PROFILE_FILE = "fastdds_large_messages.xml"
 #: lines of the descriptor node's output that mean it will never process a frame
 NODE_FAILURES = ("configure failed", "activate failed")
 #: the camera logs this once it starts publishing (camera_node.SimCameraNode._ready)
@@ -135,35 +131,6 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
 register = register_pipeline  # the COMMAND_MODULES interface of dense_descriptor_ros.cli
 
 
-def profile_path() -> Path | None:
-    """launch/fastdds_large_messages.xml of the source checkout, else of the installed ROS package."""
-    repo = Path(__file__).resolve().parents[2] / "launch" / PROFILE_FILE
-    if repo.is_file():
-        return repo
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        installed = Path(get_package_share_directory("dense_descriptor_ros")) / "launch" / PROFILE_FILE
-        return installed if installed.is_file() else None
-    except Exception:  # not installed with colcon
-        return None
-
-
-def pipeline_env(domain_id: int | None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The children's environment: `base` (default os.environ) plus domain, profile and local discovery."""
-    env = dict(os.environ if base is None else base)
-    if domain_id is not None:
-        env["ROS_DOMAIN_ID"] = str(domain_id)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if not (env.get("FASTDDS_DEFAULT_PROFILES_FILE") or env.get("FASTRTPS_DEFAULT_PROFILES_FILE")):
-        profile = profile_path()
-        if profile is not None:
-            env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
-    env["PYTHONUNBUFFERED"] = "1"  # children's lines reach us as they are written
-    env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
-    return env
-
-
 def child_commands(args: argparse.Namespace, out_dir: Path, python: str = sys.executable) -> dict[str, list[str]]:
     """The three command lines, in start order (consumer, node, camera)."""
     gt = out_dir / GROUND_TRUTH_FILE
@@ -206,53 +173,6 @@ def _check_model(args: argparse.Namespace) -> str | None:
                                        and default_keypoints_path().is_file()):
         return "--keypoints is needed with --model: the shipped mug keypoints go with the shipped model only"
     return None
-
-
-@dataclass
-class Child:
-    """A child process whose merged output is read (and shown, prefixed) by a thread."""
-
-    name: str
-    proc: subprocess.Popen
-    show: bool
-    lines: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._reader = threading.Thread(target=self._read, name=f"read_{self.name}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            line = raw.rstrip("\n")
-            self.lines.append(line)
-            if self.show:
-                print(f"[{self.name}] {line}", flush=True)
-
-    def seen(self, text: str) -> str | None:
-        return next((line for line in list(self.lines) if text in line), None)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGINT (as Ctrl-C); SIGTERM if it is still running after `timeout` seconds (a SIGINT that arrived
-        while Python was still importing can be swallowed), SIGKILL after another 5 s. The exit status."""
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
-            if self.proc.poll() is not None:
-                break
-            if sig != signal.SIGINT:
-                print(f"{PROG}: {self.name} still running: {sig.name}", file=sys.stderr, flush=True)
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                pass
-        self._reader.join(timeout=2.0)
-        return self.proc.returncode
-
-
-def _start(name: str, cmd: list[str], env: dict[str, str], show: bool) -> Child:
-    # own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            process_group=0)
-    return Child(name, proc, show)
 
 
 class _Interrupted(Exception):
@@ -301,13 +221,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
         print(f"{PROG}: ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')}, Fast DDS profile "
               f"{env.get('FASTDDS_DEFAULT_PROFILES_FILE') or env.get('FASTRTPS_DEFAULT_PROFILES_FILE') or 'none'}, "
               f"output in {out_dir}", flush=True)
-        children["consumer"] = _start("consumer", cmds["consumer"], env, not args.quiet)
-        children["node"] = _start("node", cmds["node"], env, not args.quiet)
+        children["consumer"] = start_child("consumer", cmds["consumer"], env, not args.quiet)
+        children["node"] = start_child("node", cmds["node"], env, not args.quiet)
         # the camera starts once the node's keypoints reach the consumer: the node drops frames nobody
         # subscribes to, so an earlier start would lose the first second or two
         failure = _wait_for(children, "consumer", KEYPOINTS_MATCHED, args.startup_timeout)
         if failure is None:
-            children["camera"] = _start("camera", cmds["camera"], env, not args.quiet)
+            children["camera"] = start_child("camera", cmds["camera"], env, not args.quiet)
             failure = _supervise(children, args)
     except _Interrupted as e:
         interrupted = True
