@@ -1,4 +1,5 @@
-"""The main job end to end, shortened: it trains, scores, and writes its picture and summary."""
+"""The main job end to end: the shipped model in the node, the sample bag played over real topics, the
+outputs recorded, scored against the ground truth and pictured."""
 
 from __future__ import annotations
 
@@ -7,20 +8,30 @@ import os
 import subprocess
 import sys
 
+import pytest
 
-def test_demo_writes_picture_and_summary(tmp_path):
-    env = dict(os.environ, DENSE_DESCRIPTOR_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+pytest.importorskip("rclpy")
+
+
+def test_demo_runs_the_node_on_the_sample_bag(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "dense_descriptor_ros.cli", "demo", "--out", str(tmp_path / "demo"),
-                        "--steps", "2", "--size", "96x64", "--val-pairs", "2"], capture_output=True, text=True,
-                       env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["steps"] == 2 and 0.0 <= summary["trained"]["pck@5"] <= 1.0
-    assert (tmp_path / "demo" / "descriptors_pca.png").stat().st_size > 1000
-    assert "random init: PCK@5px" in r.stdout
+                        "--domain-id", str(20 + os.getpid() % 30)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    s = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert s["frames_played"] == 30 and s["frames_processed"] >= 15
+    # The shipped category-level mug keypoints transfer poorly to this held-out mug (issue 8 tracks it):
+    # this checks the plumbing, the accuracy is in the model card.
+    assert s["keypoints_visible"] > 0 and s["keypoints_found"] > 0
+    assert s["correspondences_per_frame"] > 0 and s["correspondence_reproj_px_median"] < 3.0
+    assert s["node_ms_p50"] > 0
+    for name in ("descriptors_pca.png", "keypoints.png", "correspondences.png"):
+        assert (tmp_path / "demo" / name).stat().st_size > 10_000, name
+    assert "keypoints: found" in r.stdout and "node latency" in r.stdout
 
 
-def test_demo_rejects_bad_size(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "dense_descriptor_ros.cli", "demo", "--size", "big"],
+def test_demo_refuses_a_missing_model(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "dense_descriptor_ros.cli", "demo", "--model", str(tmp_path / "no.onnx")],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode != 0 and "--size" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,117 @@
+"""`dense-descriptor demo`: the main job. The shipped model in the descriptor node, fed by the bundled
+sample bag replayed over real topics; its outputs are recorded and scored against the simulator's
+ground truth, and pictured.
+
+    node     dense-descriptor node --ros-args -p model_path:=models/default/model.onnx ...
+    record   dense-descriptor bag record OUT/outputs /dense_descriptor/... /diagnostics
+    play     dense-descriptor bag play data_sample/sim_mug --wait-subscribers 1
+
+Prints a summary (frames, node latency, keypoints found and their pixel / 3D errors, correspondences
+against the known camera motion) and writes summary.json, descriptors_pca.png, keypoints.png and
+correspondences.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ..launcher import Child, pipeline_env, start_child
+
+# The node's outputs the demo records (report.py reads them back); kept here so that building the CLI
+# does not import report.py's dependencies.
+OUTPUT_TOPICS = {"descriptors": "/dense_descriptor/descriptors", "pca": "/dense_descriptor/descriptors/pca",
+                 "keypoints": "/dense_descriptor/keypoints", "correspondences": "/dense_descriptor/correspondences",
+                 "diagnostics": "/diagnostics"}
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE_BAG = REPO / "data_sample" / "sim_mug"
+PROG = "dense-descriptor demo"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("demo", help="the main job: the node on the sample bag, scored and pictured",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    p.add_argument("--bag", type=Path, default=SAMPLE_BAG, help="bag to play (default: the sample bag)")
+    p.add_argument("--ground-truth", type=Path, default=None,
+                   help="its ground truth JSON (default: ground_truth.json in the bag folder)")
+    p.add_argument("--model", type=Path, default=None, help="model (default: the shipped one)")
+    p.add_argument("--keypoints", type=Path, default=None, help="keypoint file (default: the shipped mug keypoints)")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1: 30 Hz)")
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the demo's processes")
+    p.add_argument("--verbose", action="store_true", help="show the processes' output")
+    p.set_defaults(func=run)
+
+
+def _wait(child: Child, text: str, timeout: float) -> None:
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if child.seen(text):
+            return
+        if child.proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    tail = "\n".join(child.lines[-15:])
+    raise RuntimeError(f"{child.name} did not report {text!r}:\n{tail}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime.model_files import default_keypoints_path, default_model_path
+
+    model = args.model or default_model_path("onnx")
+    keypoints = args.keypoints or default_keypoints_path()
+    gt = args.ground_truth or args.bag / "ground_truth.json"
+    for what, path in (("model", model), ("keypoint file", keypoints), ("bag", args.bag), ("ground truth", gt)):
+        if not path.exists():
+            print(f"{PROG}: error: {what} {path} does not exist", file=sys.stderr)
+            return 2
+    out = args.out
+    recorded = out / "outputs"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(recorded, ignore_errors=True)
+    domain = args.domain_id if args.domain_id is not None else 50 + os.getpid() % 50
+    env = pipeline_env(domain)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    cli = [sys.executable, "-m", "dense_descriptor_ros.cli"]
+    node_cmd = [*cli, "node", "--ros-args", "-p", f"model_path:={model}", "-p", f"keypoints_file:={keypoints}"]
+    record_cmd = [*cli, "bag", "record", str(recorded), *OUTPUT_TOPICS.values()]
+    play_cmd = [*cli, "bag", "play", str(args.bag), "--rate", f"{args.rate:g}", "--wait-subscribers", "1",
+                "--topics", "/color/image_raw", "/aligned_depth_to_color/image_raw", "/color/camera_info", "--quiet"]
+    children: dict[str, Child] = {}
+    t0 = time.monotonic()
+    try:
+        print(f"{PROG}: starting the descriptor node ({model.name}, {keypoints.name})", flush=True)
+        children["node"] = start_child("node", node_cmd, env, args.verbose)
+        _wait(children["node"], "active:", 120)
+        children["record"] = start_child("record", record_cmd, env, args.verbose)
+        for topic in OUTPUT_TOPICS.values():  # subscribed to every output before the first frame
+            _wait(children["record"], f"recording {topic} ", 60)
+        print(f"{PROG}: playing {args.bag} through real topics", flush=True)
+        children["play"] = start_child("play", play_cmd, env, args.verbose)
+        if children["play"].proc.wait(120) != 0:
+            raise RuntimeError("bag play failed:\n" + "\n".join(children["play"].lines[-15:]))
+        time.sleep(1.5)  # the last frames' outputs and one more diagnostics message
+    except (RuntimeError, KeyboardInterrupt) as e:
+        for c in reversed(list(children.values())):
+            c.stop()
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    codes = {name: children[name].stop() for name in ("record", "node")}
+    if codes["record"] != 0:
+        print(f"{PROG}: error: bag record exited with {codes['record']}:\n" + "\n".join(children["record"].lines[-15:]),
+              file=sys.stderr)
+        return 1
+    from .report import pictures, score, write_summary
+
+    summary, data = score(args.bag, recorded, gt)
+    written = [write_summary(summary, out), *pictures(data, out)]
+    print(f"{PROG}: done in {time.monotonic() - t0:.0f} s")
+    for line in summary.lines():
+        print("  " + line)
+    print(f"  wrote {', '.join(str(p) for p in written)}; node outputs recorded in {recorded}")
+    return 0

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Package a trained run as the shipped default model (models/default/): weights, ONNX export with a parity
+# check, the mug reference keypoints built from the simulator's ground truth, and the evaluation the model
+# card quotes. Run from the repository root after training:
+#   .venv/bin/dense-descriptor sim generate --out data/sim_default --scenes 300 --views 6 --seed 0
+#   .venv/bin/dense-descriptor train --config config/train_default.yaml
+#   scripts/package_default_model.sh runs/train_default
+set -euo pipefail
+RUN=${1:-runs/train_default}
+DATA=${DATA:-data/sim_default}
+OUT=models/default
+DD=.venv/bin/dense-descriptor
+[[ -f "$RUN/model.safetensors" ]] || { echo "no $RUN/model.safetensors: train first" >&2; exit 1; }
+[[ -f "$DATA/dataset.json" ]] || { echo "no dataset in $DATA: run sim generate first" >&2; exit 1; }
+mkdir -p "$OUT"
+cp "$RUN/model.safetensors" "$OUT/model.safetensors"
+cp "$RUN/config.yaml" "$OUT/train_config.yaml"
+$DD export --model "$OUT/model.safetensors" --out "$OUT/model.onnx"
+# The node processes at 320x240 by default: the reference descriptors are taken at that resolution.
+$DD keypoints from-sim --model "$OUT/model.onnx" --data "$DATA" --category mug --instances 8 \
+    --resolution 320x240 --out "$OUT/mug_keypoints.json" --eval-split test --threads 2 | tee "$OUT/keypoints_eval.txt"
+$DD eval --model "default=$OUT/model.safetensors" --baselines rootsift rgb lab random:lite \
+    --data "$DATA" samples_heldout --out runs/eval_default --threads 1 --no-progress
+cp runs/eval_default/report.md "$OUT/eval_report.md"
+ls -la "$OUT"
