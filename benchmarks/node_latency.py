@@ -62,11 +62,12 @@ def start(args: list[str], e: dict[str, str]) -> tuple[subprocess.Popen, list[st
     return p, lines
 
 
-def bare(model: Path, seq, resolution: tuple[int, int], threads: int, keypoints: Path | None, n: int) -> dict:
-    """The same pipeline in-process on the same frames: extraction alone and all outputs."""
+def bare(model: Path, seq, resolution: tuple[int, int], threads: int, keypoints: Path | None, n: int,
+         outputs: tuple[str, ...]) -> dict:
+    """The same pipeline in-process on the same frames: extraction alone, and the outputs measured."""
     from dense_descriptor_ros.matching.keypoints import ReferenceKeypoints
     from dense_descriptor_ros.node.params import NodeSettings
-    from dense_descriptor_ros.pipeline import FrameProcessor, make_frame
+    from dense_descriptor_ros.pipeline import FrameProcessor, Wanted, make_frame
 
     s = NodeSettings(resolution=resolution, num_threads=threads)
     from dense_descriptor_ros.runtime import DescriptorExtractor
@@ -74,6 +75,7 @@ def bare(model: Path, seq, resolution: tuple[int, int], threads: int, keypoints:
     ex = DescriptorExtractor.load(model, s.extractor_config())
     ref = ReferenceKeypoints.load(keypoints) if keypoints else None
     proc = FrameProcessor(ex, ref, s.pipeline_config())
+    wanted = Wanted(**{k: k in outputs for k in OUTPUTS})
     t_ext, t_all = [], []
     for i in range(n):
         f = i % len(seq.rgb)
@@ -82,7 +84,7 @@ def bare(model: Path, seq, resolution: tuple[int, int], threads: int, keypoints:
         t_ext.append((time.perf_counter() - t0) * 1e3)
         frame = make_frame(seq.rgb[f], seq.depth[f], seq.K, i, "cam")
         t0 = time.perf_counter()
-        proc.process(frame)
+        proc.process(frame, wanted)
         t_all.append((time.perf_counter() - t0) * 1e3)
     return {"extract_ms_p50": float(np.median(t_ext[5:])), "pipeline_ms_p50": float(np.median(t_all[5:])),
             "pipeline_ms_p95": float(np.percentile(t_all[5:], 95))}
@@ -99,6 +101,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=30.0)
     ap.add_argument("--frames", type=int, default=300, help="frames published")
     ap.add_argument("--warmup", type=int, default=30, help="first frames left out of the statistics")
+    ap.add_argument("--outputs", nargs="+", choices=OUTPUTS, default=list(OUTPUTS),
+                    help="node outputs to subscribe to (the node computes only these; default: all)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not args.model.is_file():
@@ -140,7 +144,7 @@ def main() -> int:
     types = {"descriptors": m.DescriptorMap, "pca": Image, "keypoints": m.KeypointArray,
              "correspondences": m.Correspondences}
     subs = [probe.create_subscription(types[k], f"/dense_descriptor/{'descriptors/pca' if k == 'pca' else k}",
-                                      keep(k), 50) for k in OUTPUTS]
+                                      keep(k), 50) for k in args.outputs]
     from diagnostic_msgs.msg import DiagnosticArray
 
     diag: dict[str, str] = {}
@@ -169,13 +173,14 @@ def main() -> int:
     rclpy.try_shutdown()
 
     stamps = sorted(arrivals)
-    complete = [s for s in stamps if len(arrivals[s]) == len(OUTPUTS) - (0 if kp else 1)
-                or (s == stamps[0] and "correspondences" not in arrivals[s])]
+    expected = {k for k in args.outputs if kp or k != "keypoints"}
+    complete = [s for s in stamps if set(arrivals[s]) == expected
+                or (s == stamps[0] and set(arrivals[s]) == expected - {"correspondences"})]
     lat = np.array([(max(arrivals[s].values()) - s) / 1e6 for s in complete[args.warmup:]])
-    first_desc = np.array([(arrivals[s]["descriptors"] - s) / 1e6 for s in complete[args.warmup:]
-                           if "descriptors" in arrivals[s]])
+    first = args.outputs[0]
+    first_desc = np.array([(arrivals[s][first] - s) / 1e6 for s in complete[args.warmup:] if first in arrivals[s]])
     steady = [r for n, r in rss if n >= args.warmup]
-    b = bare(args.model, seq, args.resolution, args.threads, kp, min(200, args.frames))
+    b = bare(args.model, seq, args.resolution, args.threads, kp, min(200, args.frames), tuple(args.outputs))
     out = {
         "published": args.frames, "processed": len(stamps), "complete": len(complete),
         "rate_hz": args.rate, "size": list(args.size), "resolution": list(args.resolution),
@@ -190,11 +195,11 @@ def main() -> int:
     }
     out["overhead_vs_bare_pipeline"] = out["latency_ms_p50"] / b["pipeline_ms_p50"] - 1.0
     print(f"camera {args.size[0]}x{args.size[1]} at {args.rate:g} Hz, node at {args.resolution[0]}x"
-          f"{args.resolution[1]}, {args.threads} threads, model {args.model.name}")
+          f"{args.resolution[1]}, {args.threads} threads, model {args.model.name}, outputs {' '.join(args.outputs)}")
     print(f"frames published {args.frames}, processed {len(stamps)} ({out['output_rate_hz']:.1f} Hz), "
           f"all outputs received for {len(complete)}")
     print(f"end-to-end latency (stamp -> last output received): p50 {out['latency_ms_p50']:.1f} ms, "
-          f"p95 {out['latency_ms_p95']:.1f} ms; descriptor map alone p50 {out['descriptors_latency_ms_p50']:.1f} ms")
+          f"p95 {out['latency_ms_p95']:.1f} ms; {first} alone p50 {out['descriptors_latency_ms_p50']:.1f} ms")
     print(f"bare in-process: extraction p50 {b['extract_ms_p50']:.1f} ms, whole pipeline p50 "
           f"{b['pipeline_ms_p50']:.1f} ms (p95 {b['pipeline_ms_p95']:.1f})")
     print(f"inside the node (its /diagnostics, last {min(300, len(stamps))} frames): colour received -> outputs "
