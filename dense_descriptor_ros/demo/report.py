@@ -171,6 +171,8 @@ def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = No
         rgb = frames[i]
         pca = by["pca"].get(i)
         pca_rgb = image_to_rgb(pca) if pca is not None else np.zeros_like(rgb)
+        if pca_rgb.shape != rgb.shape:  # the node publishes it at its processing resolution
+            pca_rgb = cv2.resize(pca_rgb, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         rows.append(np.hstack([_label(rgb, f"frame {i}"), _label(pca_rgb, "descriptors (PCA)")]))
     written.append(out / "descriptors_pca.png")
     cv2.imwrite(str(written[-1]), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))

@@ -77,7 +77,7 @@ class FrameResult:
     normalized: bool
     descriptors: np.ndarray | None = None  # (ceil(H/s), ceil(W/s), D) at config.map_stride, config.map_dtype
     map_stride: int = 0
-    pca_rgb: np.ndarray | None = None  # (H, W, 3) uint8 RGB picture of the descriptors (PCA), input size
+    pca_rgb: np.ndarray | None = None  # (h, w, 3) uint8 RGB picture of the descriptors (PCA), processing size
     keypoints: KeypointResult | None = None
     correspondences: CorrespondenceResult | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
@@ -162,7 +162,10 @@ class FrameProcessor:
         if wanted.pca:
             t0 = time.perf_counter()
             small = self.colorizer(dmap.descriptors)
-            res.pca_rgb = cv2.resize(small, frame.size, interpolation=cv2.INTER_LINEAR)
+            # at the processing resolution, not the input's: the picture holds no more detail, and a 640x480
+            # input would make it 4x the bytes to build and publish every frame
+            size = self.extractor.processing_size(frame.size)
+            res.pca_rgb = cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)
             timings["pca"] = (time.perf_counter() - t0) * 1e3
         if frame.K is None:
             res.notes.append("no camera info: 2D outputs only")
