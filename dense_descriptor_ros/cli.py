@@ -21,14 +21,14 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dense-descriptor",
         description="Self-supervised dense visual descriptors for robot manipulation: train, evaluate, "
                     "export, simulate, and run them on ROS 2.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -42,13 +42,16 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, modules: tuple[str, ...] = COMMAND_MODULES) -> int:
+    """Run a command line. `modules`: the command modules to build the parser from; a module run on its own
+    (`python -m dense_descriptor_ros.bag.cli`) passes only itself, so start-up imports nothing else (the
+    training commands import torch)."""
     # NumPy's BLAS only sees small products here (matching, lifting): one thread. Two OpenBLAS threads
     # on a 2-core machine that also runs inference made them 2x slower (1.2 vs 2.0 ms for a 300 x 4800
     # distance matrix). Must be set before NumPy loads; an explicit setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     argv, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
+    args = build_parser(modules).parse_args(argv)
     args.ros_args = ros_args  # ROS commands pass these to rclpy.init; the others ignore them
     try:
         return int(args.func(args) or 0)

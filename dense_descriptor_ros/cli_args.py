@@ -20,3 +20,33 @@ def size_hw(text: str) -> tuple[int, int]:
     """argparse type: 'WxH' -> (H, W), the order tensors use."""
     w, h = size_wh(text)
     return h, w
+
+
+def int_at_least(lo: int, hi: int | None = None, name: str = "value"):
+    """argparse type: an integer >= lo (and <= hi when given)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            bound = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}, got {v}")
+        return v
+    return parse
+
+
+def number_in(lo: float = 0.0, hi: float = float("inf"), lo_open: bool = False, name: str = "value",
+              unit: str = ""):
+    """argparse type: a float in [lo, hi], or (lo, hi] with lo_open."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not ((v > lo if lo_open else v >= lo) and v <= hi):
+            low = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            bound = low if hi == float("inf") else f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+            raise argparse.ArgumentTypeError(f"{name} must be {bound}{unit}, got {text}")
+        return v
+    return parse

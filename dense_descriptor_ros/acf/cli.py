@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli_args import int_at_least
 from .consumer import RELIABILITIES, ConsumerOptions, HandleFrameConsumer
 from .handle_frame import FILTER_METHODS
 
@@ -20,14 +21,7 @@ PROG = "dense-descriptor acf"
 _D = ConsumerOptions()
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
+_non_negative_int = int_at_least(0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -116,18 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `acf` on its own (`python -m dense_descriptor_ros.acf.cli ...`); ROS arguments after --ros-args."""
-    from ..cli import split_ros_args
+    from ..cli import main as cli_main
 
-    argv, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
-    parser = argparse.ArgumentParser(prog="dense-descriptor")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["acf", *argv])
-    args.ros_args = ros_args
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return cli_main(["acf", *(sys.argv[1:] if argv is None else argv)], (__name__,))
 
 
 if __name__ == "__main__":

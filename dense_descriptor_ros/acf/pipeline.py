@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..cli_args import size_wh
+from ..cli_args import int_at_least, number_in, size_wh
 from ..launcher import Child, pipeline_env, profile_path, start_child
 from .handle_frame import FILTER_METHODS
 
@@ -50,34 +50,9 @@ KEYPOINTS_MATCHED = "keypoints publisher matched"
 GROUND_TRUTH_FILE = "ground_truth.json"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _domain_id(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= v <= 232:
-        raise argparse.ArgumentTypeError(f"ROS_DOMAIN_ID must be in 0..232, got {v}")
-    return v
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
+_positive_int = int_at_least(1)
+_domain_id = int_at_least(0, 232, "ROS_DOMAIN_ID")
+_seconds = number_in(0.0)
 
 
 def _node_param(text: str) -> str:
@@ -328,10 +303,9 @@ def _stop_all(children: dict[str, Child]) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the pipeline on its own: `python -m dense_descriptor_ros.acf.pipeline ...`."""
-    parser = argparse.ArgumentParser(prog="dense-descriptor")
-    register_pipeline(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["pipeline", *(sys.argv[1:] if argv is None else argv)])
-    return run_pipeline(args)
+    from ..cli import main as cli_main
+
+    return cli_main(["pipeline", *(sys.argv[1:] if argv is None else argv)], (__name__,))
 
 
 if __name__ == "__main__":

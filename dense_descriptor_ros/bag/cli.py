@@ -9,43 +9,21 @@ process` loads the model only after the bag and its topics were checked. Also ru
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from ..cli_args import int_at_least, number_in
 
 __all__ = ["register", "main"]
 
 PROG = "dense-descriptor bag"
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
+_positive_float = number_in(0.0, lo_open=True)
+_non_negative_float = number_in(0.0)
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
+_non_negative_int = int_at_least(0)
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -300,19 +278,9 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m dense_descriptor_ros.bag.cli SUBCOMMAND ...` (ROS arguments after --ros-args)."""
-    from ..cli import split_ros_args
+    from ..cli import main as cli_main
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as dense-descriptor's main (before NumPy loads)
-    argv, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
-    parser = argparse.ArgumentParser(prog="dense-descriptor")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bag", *argv])
-    args.ros_args = ros_args
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return cli_main(["bag", *(sys.argv[1:] if argv is None else argv)], (__name__,))
 
 
 if __name__ == "__main__":

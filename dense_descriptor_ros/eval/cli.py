@@ -7,21 +7,14 @@ import datetime
 import sys
 from pathlib import Path
 
-from ..cli_args import size_hw
+from ..cli_args import int_at_least, size_hw
 from ..models import ARCHITECTURES
 
 #: What `--baselines all` expands to: hand-made descriptors and every architecture at random init.
 ALL_BASELINES = ("rootsift", "rgb", "lab") + tuple(f"random:{a}" for a in ARCHITECTURES)
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
+_positive = int_at_least(1)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

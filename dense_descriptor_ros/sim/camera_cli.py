@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli_args import size_wh
+from ..cli_args import int_at_least, number_in, size_wh
 from .categories import CATEGORIES
 
 __all__ = ["register_camera", "run_camera", "default_cache_dir"]
@@ -27,34 +27,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DENSE_DESCRIPTOR_CACHE", Path.home() / ".cache" / "dense_descriptor_ros"))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
+_positive_int = int_at_least(1)
+_non_negative_int = int_at_least(0)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
-
-
-def _rate(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of frames per second, got {text!r}") from None
-    if not 0 < v <= 1000:
-        raise argparse.ArgumentTypeError(f"rate must be in (0, 1000] Hz, got {text}")
-    return v
+_rate = number_in(0.0, 1000.0, lo_open=True, name="rate", unit=" Hz")
 
 
 def register_camera(sim_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -195,18 +172,9 @@ def _report(node, finished: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run `sim camera` on its own (`python -m dense_descriptor_ros.sim.camera_cli ...`, or an executable
     for `ros2 run`); ROS arguments after --ros-args as with `dense-descriptor`."""
-    from ..cli import split_ros_args
+    from ..cli import main as cli_main
 
-    argv, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
-    parser = argparse.ArgumentParser(prog="dense-descriptor sim")
-    register_camera(parser.add_subparsers(dest="sim_command", required=True))
-    args = parser.parse_args(["camera", *argv])
-    args.ros_args = ros_args
-    try:
-        return run_camera(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return cli_main(["sim", "camera", *(sys.argv[1:] if argv is None else argv)], ("dense_descriptor_ros.sim.cli",))
 
 
 if __name__ == "__main__":

@@ -7,20 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli_args import size_wh
+from ..cli_args import int_at_least, size_wh
 from .camera_cli import register_camera
-
-
-def _int_at_least(lo: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {v}")
-        return v
-    return parse
 
 
 def _view_ref(text: str) -> tuple[str, int]:
@@ -43,18 +31,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "and keypoints. Same arguments => byte-identical files; rerun the same "
                                    "command to resume an interrupted run.")
     g.add_argument("--out", required=True, type=Path, help="output folder (created; resumed if it holds a dataset)")
-    g.add_argument("--scenes", required=True, type=_int_at_least(1), help="number of scenes")
-    g.add_argument("--views", required=True, type=_int_at_least(1), help="camera views per scene")
+    g.add_argument("--scenes", required=True, type=int_at_least(1), help="number of scenes")
+    g.add_argument("--views", required=True, type=int_at_least(1), help="camera views per scene")
     g.add_argument("--size", type=size_wh, default=(320, 240), help="image size WxH (default 320x240)")
-    g.add_argument("--seed", type=_int_at_least(0), default=0, help="scene seed (default 0)")
-    g.add_argument("--workers", type=_int_at_least(1), default=min(2, os.cpu_count() or 1),
+    g.add_argument("--seed", type=int_at_least(0), default=0, help="scene seed (default 0)")
+    g.add_argument("--workers", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
                    help="worker processes (default: min(2, CPUs))")
-    g.add_argument("--object-seed", type=_int_at_least(0), default=0,
+    g.add_argument("--object-seed", type=int_at_least(0), default=0,
                    help="object library seed: shapes, textures, instance split (default 0)")
-    g.add_argument("--instances", type=_int_at_least(10), default=60, help="instances per category (default 60)")
-    g.add_argument("--objects", type=_int_at_least(1), nargs=2, metavar=("MIN", "MAX"), default=(3, 6),
+    g.add_argument("--instances", type=int_at_least(10), default=60, help="instances per category (default 60)")
+    g.add_argument("--objects", type=int_at_least(1), nargs=2, metavar=("MIN", "MAX"), default=(3, 6),
                    help="category objects per scene (default 3 6)")
-    g.add_argument("--distractors", type=_int_at_least(0), default=3, help="max clutter objects (default 3)")
+    g.add_argument("--distractors", type=int_at_least(0), default=3, help="max clutter objects (default 3)")
     g.add_argument("--fov", type=float, default=45.0, help="vertical field of view in degrees (default 45)")
     g.add_argument("--shadows", action="store_true", help="render shadows (slower)")
     g.add_argument("--depth-noise", action="store_true", help="also write sensor-like noisy depth")
