@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.exceptions import NameValidationException, ParameterException
 
-    from .consumer_node import AcfConsumerNode, spin_until_done
+    from ..node.spin import spin_until_done
+    from .consumer_node import AcfConsumerNode
 
     opts = ConsumerOptions(keypoints_topic=args.keypoints_topic,
                            ground_truth_file=str(args.ground_truth) if args.ground_truth else "",

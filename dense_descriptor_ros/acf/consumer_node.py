@@ -39,7 +39,7 @@ from ..sim.sequence import pose_to_position_quaternion
 from .consumer import ConsumerOptions, HandleFrameConsumer
 from .handle_frame import FILTER_METHODS
 
-__all__ = ["AcfConsumerNode", "spin_until_done", "pose_msg", "DESCRIPTOR_STATUS_SUFFIX", "HANDLE_POSE_TOPIC",
+__all__ = ["AcfConsumerNode", "pose_msg", "DESCRIPTOR_STATUS_SUFFIX", "HANDLE_POSE_TOPIC",
            "KEYPOINTS_MATCHED"]
 
 HANDLE_POSE_TOPIC = "~/handle_pose"
@@ -203,20 +203,3 @@ class AcfConsumerNode(Node):
         diag = self.diagnostics_line()
         return self.consumer.finish(out_dir, [diag] if diag else [],
                                     {"descriptor_node_diagnostics": self.diagnostics})
-
-
-def spin_until_done(node: AcfConsumerNode) -> bool:
-    """Spin until `node.done`; False if interrupted (Ctrl-C, SIGTERM, context shutdown)."""
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    executor = SingleThreadedExecutor(context=node.context)
-    executor.add_node(node)
-    try:
-        while not node.done and node.context.ok():
-            executor.spin_once(timeout_sec=0.1)
-        return node.done
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return False
-    finally:
-        executor.remove_node(node)
-        executor.shutdown(timeout_sec=0.5)

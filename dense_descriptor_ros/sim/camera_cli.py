@@ -127,7 +127,8 @@ def _publish(seq, args: argparse.Namespace, sequence_file: str) -> int:
     import rclpy
     from rclpy.exceptions import ParameterException
 
-    from .camera_node import CameraNodeOptions, SimCameraNode, spin_until_done
+    from ..node.spin import spin_until_done
+    from .camera_node import CameraNodeOptions, SimCameraNode
 
     opts = CameraNodeOptions(rate=args.rate, loop=not args.no_loop, count=args.count,
                              depth_encoding=args.depth_encoding, stamp_mode=args.stamp_mode,

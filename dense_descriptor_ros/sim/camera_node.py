@@ -39,7 +39,7 @@ from std_msgs.msg import Header, UInt32
 from ..ros_core.image_codec import DEPTH_ENCODINGS, depth_to_image, rgb_to_image
 from .sequence import Sequence, pose_to_position_quaternion
 
-__all__ = ["CameraNodeOptions", "SimCameraNode", "spin_until_done", "OPTICAL_FRAME", "WORLD_FRAME"]
+__all__ = ["CameraNodeOptions", "SimCameraNode", "OPTICAL_FRAME", "WORLD_FRAME"]
 
 OPTICAL_FRAME = "camera_color_optical_frame"
 WORLD_FRAME = "world"
@@ -223,21 +223,3 @@ class SimCameraNode(Node):
             return None
         span = self.last_publish_s - self.first_publish_s
         return (self.published - 1) / span if span > 0 else None
-
-
-def spin_until_done(node: SimCameraNode) -> bool:
-    """Spin `node` until it is done; returns False if interrupted (Ctrl-C, SIGTERM, context shutdown)."""
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-
-    executor = SingleThreadedExecutor(context=node.context)
-    executor.add_node(node)
-    try:
-        while not node.done and node.context.ok():
-            executor.spin_once(timeout_sec=0.1)
-        return node.done
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return False
-    finally:
-        executor.remove_node(node)
-        executor.shutdown(timeout_sec=0.5)
-
