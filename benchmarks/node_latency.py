@@ -32,9 +32,10 @@ sys.path.insert(0, str(REPO))
 
 from dense_descriptor_ros.cli_args import size_wh  # noqa: E402
 from dense_descriptor_ros.launcher import pipeline_env  # noqa: E402
+from dense_descriptor_ros.ros_core.topics import output_topics  # noqa: E402
 from dense_descriptor_ros.runtime.model_files import default_model_path  # noqa: E402
 
-OUTPUTS = ("descriptors", "pca", "keypoints", "correspondences")
+OUTPUTS = tuple(output_topics())
 
 
 def rss_mb(pid: int) -> float:
@@ -143,8 +144,8 @@ def main() -> int:
 
     types = {"descriptors": m.DescriptorMap, "pca": Image, "keypoints": m.KeypointArray,
              "correspondences": m.Correspondences}
-    subs = [probe.create_subscription(types[k], f"/dense_descriptor/{'descriptors/pca' if k == 'pca' else k}",
-                                      keep(k), 50) for k in args.outputs]
+    topics = output_topics()
+    subs = [probe.create_subscription(types[k], topics[k], keep(k), 50) for k in args.outputs]
     from diagnostic_msgs.msg import DiagnosticArray
 
     diag: dict[str, str] = {}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
+from ..ros_core.topics import COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC
 from .io import BagError, BagReader
 
 __all__ = ["IMAGE", "CAMERA_INFO", "DEFAULT_SUFFIXES", "InputTopics", "SyncedInputs", "InputStats",
@@ -21,8 +22,7 @@ __all__ = ["IMAGE", "CAMERA_INFO", "DEFAULT_SUFFIXES", "InputTopics", "SyncedInp
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 #: the node's default input names (the RealSense driver's, relative): a bag topic ending in one is picked
-DEFAULT_SUFFIXES = {"color": "color/image_raw", "depth": "aligned_depth_to_color/image_raw",
-                    "info": "color/camera_info"}
+DEFAULT_SUFFIXES = {"color": COLOR_TOPIC, "depth": DEPTH_TOPIC, "info": INFO_TOPIC}
 _TYPES = {"color": IMAGE, "depth": IMAGE, "info": CAMERA_INFO}
 _OPTION = {"color": "--color-topic", "depth": "--depth-topic", "info": "--info-topic"}
 

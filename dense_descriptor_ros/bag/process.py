@@ -21,21 +21,15 @@ from typing import Any
 import numpy as np
 
 from ..node.params import NodeSettings
+from ..ros_core.topics import NODE_NAME, OUTPUT_QOS_DEPTH, OUTPUT_TYPES, output_topics
 from .frames import InputStats, InputTopics, iter_synced, resolve_input_topics
 from .io import BagReader, BagWriter, message_types, qos_profile
 
 __all__ = ["NODE_NAME", "OUTPUT_TOPICS", "OUTPUT_TYPES", "ProcessOptions", "ProcessSummary", "process_bag",
            "load_pipeline"]
 
-NODE_NAME = "dense_descriptor"
 #: the node's outputs (its private topics with the default node name, root namespace)
-OUTPUT_TOPICS = {"descriptors": f"/{NODE_NAME}/descriptors", "pca": f"/{NODE_NAME}/descriptors/pca",
-                 "keypoints": f"/{NODE_NAME}/keypoints", "correspondences": f"/{NODE_NAME}/correspondences"}
-OUTPUT_TYPES = {"descriptors": "dense_descriptor_ros/msg/DescriptorMap", "pca": "sensor_msgs/msg/Image",
-                "keypoints": "dense_descriptor_ros/msg/KeypointArray",
-                "correspondences": "dense_descriptor_ros/msg/Correspondences"}
-#: history depth of the node's (reliable) publishers, recorded as the offered QoS
-OUTPUT_QOS_DEPTH = {"descriptors": 2, "pca": 2, "keypoints": 10, "correspondences": 5}
+OUTPUT_TOPICS = output_topics()
 
 
 @dataclass

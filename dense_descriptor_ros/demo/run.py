@@ -21,12 +21,10 @@ import time
 from pathlib import Path
 
 from ..launcher import Child, pipeline_env, start_child
+from ..ros_core.topics import DIAGNOSTICS_TOPIC, output_topics
 
-# The node's outputs the demo records (report.py reads them back); kept here so that building the CLI
-# does not import report.py's dependencies.
-OUTPUT_TOPICS = {"descriptors": "/dense_descriptor/descriptors", "pca": "/dense_descriptor/descriptors/pca",
-                 "keypoints": "/dense_descriptor/keypoints", "correspondences": "/dense_descriptor/correspondences",
-                 "diagnostics": "/diagnostics"}
+# The node's outputs the demo records (report.py reads them back).
+OUTPUT_TOPICS = {**output_topics(), "diagnostics": DIAGNOSTICS_TOPIC}
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO / "data_sample" / "sim_mug"

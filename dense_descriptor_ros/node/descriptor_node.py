@@ -36,23 +36,20 @@ from ..pipeline.inputs import DECODE_ERRORS, decode_frame, load_reference_keypoi
 from ..ros_core import rgb_to_image
 from ..ros_core.outputs import MessageTypes, correspondences_msg, descriptor_map_msg, keypoint_array_msg
 from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
+from ..ros_core.topics import (
+    COLOR_TOPIC,
+    DEPTH_TOPIC,
+    DIAGNOSTICS_TOPIC,
+    INFO_TOPIC,
+    NODE_NAME,
+    OUTPUT_QOS_DEPTH,
+    OUTPUTS,
+)
 from ..runtime.extractor import BackendFallbackError, DescriptorExtractor
 from ..runtime.model_files import ModelFileError, probe_model, resolve_model_path
 from .params import LIVE, NodeSettings, parameter_table
 from .stats import NodeStats, Throttle
 
-NODE_NAME = "dense_descriptor"
-# Input topics (relative, remappable); the defaults are the RealSense driver's (ros2 launch
-# realsense2_camera rs_launch.py align_depth.enable:=true) under the camera's namespace.
-COLOR_TOPIC = "color/image_raw"
-DEPTH_TOPIC = "aligned_depth_to_color/image_raw"
-INFO_TOPIC = "color/camera_info"
-# Outputs, in the node's private namespace.
-DESCRIPTORS_TOPIC = "~/descriptors"
-PCA_TOPIC = "~/descriptors/pca"
-KEYPOINTS_TOPIC = "~/keypoints"
-CORRESPONDENCES_TOPIC = "~/correspondences"
-DIAGNOSTICS_TOPIC = "/diagnostics"
 THROTTLE_S = 5.0  # repeated input errors are logged at most once per this many seconds
 
 MESSAGE_TYPES = MessageTypes(Header=Header, Time=Time, Point=Point, DescriptorMap=ddr_msg.DescriptorMap,
@@ -127,12 +124,10 @@ class DescriptorNode(LifecycleNode):
         self._model_path = path
         names = "none" if self._reference is None else ", ".join(self._reference.names)
         self.get_logger().info(f"model {path} ({info.name} {info.version}, id {info.model_id}); keypoints: {names}")
-        self._pubs = {
-            "descriptors": self.create_lifecycle_publisher(ddr_msg.DescriptorMap, DESCRIPTORS_TOPIC, 2),
-            "pca": self.create_lifecycle_publisher(Image, PCA_TOPIC, 2),
-            "keypoints": self.create_lifecycle_publisher(ddr_msg.KeypointArray, KEYPOINTS_TOPIC, 10),
-            "correspondences": self.create_lifecycle_publisher(ddr_msg.Correspondences, CORRESPONDENCES_TOPIC, 5),
-        }
+        types = {"descriptors": ddr_msg.DescriptorMap, "pca": Image, "keypoints": ddr_msg.KeypointArray,
+                 "correspondences": ddr_msg.Correspondences}
+        self._pubs = {k: self.create_lifecycle_publisher(types[k], f"~/{name}", OUTPUT_QOS_DEPTH[k])
+                      for k, name in OUTPUTS.items()}
         self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         return TransitionCallbackReturn.SUCCESS
 

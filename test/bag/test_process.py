@@ -3,6 +3,8 @@ byte-identical reruns, both storages, and bad input counted or refused with a cl
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -121,14 +123,24 @@ def test_rclpy_deserialises_every_output(processed):
     assert len(c.pixels_a) == len(c.pixels_b) > 0
 
 
-def test_output_topics_are_the_nodes():
-    pytest.importorskip("rclpy")
-    from dense_descriptor_ros.node import descriptor_node as n
+def test_output_topics_are_the_nodes(model_files):
+    """bag process writes the topics a configured node really publishes (default name, root namespace)."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
 
-    names = {k: f"/{n.NODE_NAME}/{t[2:]}" for k, t in (("descriptors", n.DESCRIPTORS_TOPIC), ("pca", n.PCA_TOPIC),
-                                                        ("keypoints", n.KEYPOINTS_TOPIC),
-                                                        ("correspondences", n.CORRESPONDENCES_TOPIC))}
-    assert names == OUTPUT_TOPICS
+    from dense_descriptor_ros.node.descriptor_node import DescriptorNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=150 + os.getpid() % 50)
+    try:
+        node = DescriptorNode(context=ctx, parameter_overrides=[
+            Parameter("model_path", value=str(model_files / "m.onnx")), Parameter("keypoints_file", value="none")])
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert {k: p.topic_name for k, p in node._pubs.items()} == OUTPUT_TOPICS
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)
 
 
 def test_node_parameters_apply(short_bags, model_files, tmp_path):
