@@ -27,7 +27,7 @@ class DemoSummary:
 
     frames_played: int
     frames_processed: int
-    node_ms_p50: float  # colour message received -> outputs published, from the node's last diagnostics
+    node_ms_p50: float  # frame's inputs received -> outputs published, from the node's last diagnostics
     node_ms_p95: float
     inference_ms_p50: float
     backend: str
@@ -43,7 +43,7 @@ class DemoSummary:
     def lines(self) -> list[str]:
         return [
             f"frames: {self.frames_played} played, {self.frames_processed} processed by the node",
-            f"node latency (colour received -> outputs published): p50 {self.node_ms_p50:.1f} ms, "
+            f"node latency (inputs received -> outputs published): p50 {self.node_ms_p50:.1f} ms, "
             f"p95 {self.node_ms_p95:.1f} ms; inference p50 {self.inference_ms_p50:.1f} ms ({self.backend})",
             f"keypoints: found {self.keypoints_found} of {self.keypoints_visible} visible; median error "
             f"{self.keypoint_px_median:.1f} px, 3D {self.keypoint_mm_median:.1f} mm "

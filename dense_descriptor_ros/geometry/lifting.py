@@ -29,16 +29,20 @@ def depth_to_meters(depth: np.ndarray, encoding: DepthEncoding | None = None, mi
     if encoding == "16UC1":
         if depth.dtype != np.uint16:
             raise ValueError(f"16UC1 depth must be uint16 millimetres, got {depth.dtype}")
-        z = depth.astype(np.float32) * np.float32(1e-3)
+        z = np.multiply(depth, np.float32(1e-3), dtype=np.float32)
     elif encoding == "32FC1":
         if depth.dtype not in (np.float32, np.float64):
             raise ValueError(f"32FC1 depth must be float32 metres, got {depth.dtype}")
         z = depth.astype(np.float32, copy=True)
     else:
         raise ValueError(f"depth encoding must be '16UC1' or '32FC1', got {encoding!r}")
+    # One mask in two comparisons: NaN fails both, +inf fails the upper bound (capped to a finite value).
+    lo = np.float32(max(min_depth, 0.0))
+    hi = np.float32(min(max_depth, float(np.finfo(np.float32).max)))
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(z) | (z <= 0) | (z < min_depth) | (z > max_depth)
-    z[bad] = np.nan
+        ok = (z >= lo) if lo > 0 else (z > 0)
+        ok &= z <= hi
+    np.copyto(z, np.float32(np.nan), where=~ok)
     return z
 
 

@@ -264,7 +264,8 @@ class DescriptorNode(LifecycleNode):
         return decode_frame(color, depth, info, self.settings)
 
     def _process(self, processor: FrameProcessor, color_in: tuple[Image, float], depth_in: tuple[Image, float]) -> None:
-        (color, t_arrival), (depth, _) = color_in, depth_in
+        (color, t_color), (depth, t_depth) = color_in, depth_in
+        t_start = time.monotonic()
         wanted = self._wanted()
         if not (wanted.descriptors or wanted.pca or wanted.keypoints or wanted.correspondences):
             self.stats.count("idle")  # nobody listens: compute nothing
@@ -279,7 +280,9 @@ class DescriptorNode(LifecycleNode):
             self.stats.count("no_valid_depth")
             self._report("no_depth", "depth image has no valid pixel (all zero/NaN/out of range): 3D outputs "
                          "are invalid", "warning")
+        t_decoded = time.monotonic()
         result = processor.process(frame, wanted)
+        t_processed = time.monotonic()
         t = MESSAGE_TYPES
         if result.descriptors is not None:
             self._pubs["descriptors"].publish(descriptor_map_msg(t, result))
@@ -290,12 +293,19 @@ class DescriptorNode(LifecycleNode):
             self._pubs["keypoints"].publish(keypoint_array_msg(t, result))
         if result.correspondences is not None:
             self._pubs["correspondences"].publish(correspondences_msg(t, result))
+        t_done = time.monotonic()
         now_ns = self.get_clock().now().nanoseconds
-        self.stats.count("processed")
-        self.stats.latency_ms.add((now_ns - result.stamp_ns) / 1e6)
-        self.stats.node_ms.add((time.monotonic() - t_arrival) * 1e3)
-        self.stats.process_ms.add(result.timings_ms["total"])
-        self.stats.inference_ms.add(result.timings_ms["inference"])
+        t_complete = max(t_color, t_depth)
+        s = self.stats
+        s.count("processed")
+        s.latency_ms.add((now_ns - result.stamp_ns) / 1e6)
+        s.node_ms.add((t_done - t_complete) * 1e3)
+        s.input_wait_ms.add(abs(t_depth - t_color) * 1e3)
+        s.queue_ms.add((t_start - t_complete) * 1e3)
+        s.decode_ms.add((t_decoded - t_start) * 1e3)
+        s.process_ms.add(result.timings_ms["total"])
+        s.publish_ms.add((t_done - t_processed) * 1e3)
+        s.inference_ms.add(result.timings_ms["inference"])
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -307,6 +317,8 @@ class DescriptorNode(LifecycleNode):
         lat50, lat95 = self.stats.latency_ms.percentiles()
         node50, node95 = self.stats.node_ms.percentiles()
         proc50, proc95 = self.stats.process_ms.percentiles()
+        stages = {name: getattr(self.stats, f"{name}_ms").percentiles((50,))[0]
+                  for name in ("input_wait", "queue", "decode", "publish")}
         inf50, _ = self.stats.inference_ms.percentiles()
         superseded = sync_stats.superseded if sync_stats else 0
         unmatched = sum(sync_stats.dropped.values()) if sync_stats else 0
@@ -318,6 +330,7 @@ class DescriptorNode(LifecycleNode):
             "node_ms_p50": f"{node50:.1f}", "node_ms_p95": f"{node95:.1f}",
             "process_ms_p50": f"{proc50:.1f}", "process_ms_p95": f"{proc95:.1f}",
             "inference_ms_p50": f"{inf50:.1f}",
+            **{f"{name}_ms_p50": f"{v:.2f}" for name, v in stages.items()},
             "frames_processed": str(counts.get("processed", 0)),
             "frames_dropped_busy": str(superseded),
             "messages_unmatched": str(unmatched),

@@ -39,8 +39,12 @@ class NodeStats:
         self.counts: Counter[str] = Counter()  # received_color, received_depth, processed, superseded, ...
         self.bad_input: Counter[str] = Counter()  # reason -> frames dropped for it
         self.latency_ms = WindowStats(window)  # input stamp -> outputs published (needs the sender's clock)
-        self.node_ms = WindowStats(window)  # colour message received -> outputs published
-        self.process_ms = WindowStats(window)  # processing time of one frame
+        self.node_ms = WindowStats(window)  # last input of the frame received -> outputs published
+        self.input_wait_ms = WindowStats(window)  # first input of the frame received -> last one received
+        self.queue_ms = WindowStats(window)  # frame complete -> the worker starts on it
+        self.decode_ms = WindowStats(window)  # ROS messages -> arrays (a Frame)
+        self.process_ms = WindowStats(window)  # the pipeline on one frame
+        self.publish_ms = WindowStats(window)  # building and publishing the output messages
         self.inference_ms = WindowStats(window)  # network forward pass alone
         self._last_t: float | None = None
         self._last_counts: Counter[str] = Counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..ros_core.camera_info import CameraInfoError, intrinsics_from_camera_info
-from ..ros_core.image_codec import ImageCodecError, image_to_depth, image_to_rgb
+from ..ros_core.image_codec import ImageCodecError, image_to_depth_raw, image_to_rgb
 from ..ros_core.sync import stamp_to_ns
 from .frame import Frame, FrameError, make_frame
 
@@ -48,9 +48,10 @@ def decode_frame(color_msg: Any, depth_msg: Any | None, info_msg: Any | None, se
         intr = intrinsics_from_camera_info(info_msg)
         intr.check_image_size(int(color_msg.height), int(color_msg.width))
         K = intr.K
-    depth = image_to_depth(depth_msg) if depth_msg is not None else None
+    depth, encoding = image_to_depth_raw(depth_msg) if depth_msg is not None else (None, None)
+    # make_frame converts the raw depth to metres and checks its range in one pass
     return make_frame(image_to_rgb(color_msg), depth, K, stamp_to_ns(color_msg.header.stamp),
-                      str(color_msg.header.frame_id), size_mismatch=settings.size_mismatch,
+                      str(color_msg.header.frame_id), depth_encoding=encoding, size_mismatch=settings.size_mismatch,
                       depth_min=settings.depth_min, depth_max=settings.depth_max)
 
 

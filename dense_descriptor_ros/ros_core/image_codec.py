@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = ["ImageCodecError", "UnsupportedEncodingError", "MalformedImageError", "ImageFields",
-           "COLOR_ENCODINGS", "DEPTH_ENCODINGS", "image_to_rgb", "image_to_depth", "rgb_to_image",
+           "COLOR_ENCODINGS", "DEPTH_ENCODINGS", "image_to_rgb", "image_to_depth", "image_to_depth_raw", "rgb_to_image",
            "depth_to_image"]
 
 
@@ -120,6 +120,25 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     return np.array(view, order="C", copy=True)
 
 
+def image_to_depth_raw(msg: Any) -> tuple[np.ndarray, str]:
+    """The depth Image's pixels as sent, unconverted: (H, W) uint16 millimetres for 16UC1 or float32 metres
+    for 32FC1, native byte order (a read-only view of `msg.data` when no conversion is needed), and the
+    encoding. geometry.depth_to_meters (or make_frame) turns it into metres with NaN where invalid in
+    one pass; image_to_depth does both."""
+    enc = _encoding(msg)
+    if enc not in DEPTH_ENCODINGS:
+        hint = " (a colour encoding: use image_to_rgb)" if enc in COLOR_ENCODINGS else ""
+        raise UnsupportedEncodingError(
+            f"depth encoding {enc!r} is not supported{hint}; supported: {', '.join(DEPTH_ENCODINGS)}")
+    native = DEPTH_ENCODINGS[enc][0]
+    dtype = native.newbyteorder(">" if msg.is_bigendian else "<")
+    rows = np.ascontiguousarray(_rows(msg, dtype.itemsize))
+    depth = rows.view(dtype).reshape(int(msg.height), int(msg.width))
+    if dtype != native:  # a byte order other than this machine's
+        depth = depth.astype(native)
+    return depth, enc
+
+
 def image_to_depth(msg: Any) -> np.ndarray:
     """Decode a depth Image (16UC1 in millimetres or 32FC1 in metres) to metres.
 
@@ -128,20 +147,10 @@ def image_to_depth(msg: Any) -> np.ndarray:
     Returns:
         (H, W) float32 metres, a copy.
     """
-    enc = _encoding(msg)
-    if enc not in DEPTH_ENCODINGS:
-        hint = " (a colour encoding: use image_to_rgb)" if enc in COLOR_ENCODINGS else ""
-        raise UnsupportedEncodingError(
-            f"depth encoding {enc!r} is not supported{hint}; supported: {', '.join(DEPTH_ENCODINGS)}")
-    dtype, scale = DEPTH_ENCODINGS[enc]
-    dtype = dtype.newbyteorder(">" if msg.is_bigendian else "<")
-    rows = np.ascontiguousarray(_rows(msg, dtype.itemsize))
-    depth = rows.view(dtype).reshape(int(msg.height), int(msg.width)).astype(np.float32)
-    if scale != 1.0:
-        depth *= np.float32(scale)
-    with np.errstate(invalid="ignore"):
-        depth[~(depth > 0) | ~np.isfinite(depth)] = np.nan
-    return depth
+    from ..geometry.lifting import depth_to_meters
+
+    depth, enc = image_to_depth_raw(msg)
+    return depth_to_meters(depth, enc)  # type: ignore[arg-type]
 
 
 def rgb_to_image(rgb: np.ndarray, encoding: str = "rgb8") -> ImageFields:

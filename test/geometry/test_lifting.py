@@ -37,6 +37,22 @@ def test_encoding_inferred_from_dtype():
         depth_to_meters(m, "16UC1")
 
 
+@pytest.mark.parametrize(("lo", "hi"), [(0.0, float("inf")), (0.5, 2.0), (0.0, 1e40)])
+def test_depth_to_meters_validity(lo, hi):
+    """Zero, negative, NaN, +-inf and out-of-[lo, hi] depths are NaN, the rest unchanged."""
+    m = np.array([[0.0, -1.0, np.nan, np.inf, -np.inf, 0.25, 0.5, 1.0, 2.0, 3.0]], np.float32)
+    z = depth_to_meters(m, "32FC1", lo, hi)
+    keep = np.isfinite(m) & (m > 0) & (m >= lo) & (m <= hi)
+    np.testing.assert_array_equal(np.isfinite(z), keep)
+    np.testing.assert_array_equal(z[keep], m[keep])
+    assert z is not m and np.isnan(m[0, 2]) and m[0, 0] == 0  # the input is not modified
+    mm = depth_to_meters(np.array([[0, 250, 500, 2000, 2001]], np.uint16), "16UC1", lo, hi)
+    expect = np.array([np.nan, 0.25, 0.5, 2.0, 2.001], np.float32)
+    ok = (expect >= lo) & (expect <= hi)
+    np.testing.assert_allclose(mm[0][ok], expect[ok], rtol=1e-6)
+    assert np.isnan(mm[0][~ok]).all()
+
+
 def test_hole_is_bridged_by_the_window_median():
     mm, _ = plane(1.0)
     mm[28:33, 38:43] = 0  # 5x5 hole: invalid for window 5 (all zero), bridged by window 7

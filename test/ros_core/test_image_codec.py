@@ -14,6 +14,7 @@ from dense_descriptor_ros.ros_core.image_codec import (
     UnsupportedEncodingError,
     depth_to_image,
     image_to_depth,
+    image_to_depth_raw,
     image_to_rgb,
     rgb_to_image,
 )
@@ -97,6 +98,19 @@ class TestDepth:
         out = image_to_depth(image("32FC1", m, pad=2))
         np.testing.assert_array_equal(np.isnan(out), [[False, True, True, True, True, False]])
         np.testing.assert_array_equal(out[0, [0, 5]], [2.5, 0.75])
+
+    def test_raw_is_a_view_in_sent_units(self):
+        mm = np.array([[0, 1000], [1500, 7]], np.uint16)
+        msg = image("16UC1", mm.astype("<u2"))
+        raw, enc = image_to_depth_raw(msg)
+        assert enc == "16UC1" and raw.dtype == np.uint16
+        np.testing.assert_array_equal(raw, mm)
+        assert np.shares_memory(raw, np.frombuffer(msg.data, np.uint8))  # no copy when nothing to convert
+        raw, _ = image_to_depth_raw(image("16UC1", mm.astype(">u2"), is_bigendian=1))
+        assert raw.dtype == np.dtype(np.uint16)  # converted to this machine's byte order
+        np.testing.assert_array_equal(raw, mm)
+        with pytest.raises(UnsupportedEncodingError, match="use image_to_rgb"):
+            image_to_depth_raw(image("rgb8", RGB))
 
     @pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
     def test_round_trip(self, encoding):
