@@ -22,4 +22,5 @@ $DD keypoints from-sim --model "$OUT/model.onnx" --data "$DATA" --category mug -
 $DD eval --model "default=$OUT/model.safetensors" --baselines rootsift rgb lab random:lite \
     --data "$DATA" samples_heldout --out runs/eval_default --threads 1 --no-progress
 cp runs/eval_default/report.md "$OUT/eval_report.md"
+cp runs/eval_default/pairs.json "$OUT/eval_pairs.json"  # the fixed pairs every later comparison is scored on
 ls -la "$OUT"

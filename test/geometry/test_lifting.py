@@ -42,13 +42,14 @@ def test_depth_to_meters_validity(lo, hi):
     """Zero, negative, NaN, +-inf and out-of-[lo, hi] depths are NaN, the rest unchanged."""
     m = np.array([[0.0, -1.0, np.nan, np.inf, -np.inf, 0.25, 0.5, 1.0, 2.0, 3.0]], np.float32)
     z = depth_to_meters(m, "32FC1", lo, hi)
-    keep = np.isfinite(m) & (m > 0) & (m >= lo) & (m <= hi)
+    m64 = m.astype(np.float64)  # bounds beyond float32's range compare without overflow
+    keep = np.isfinite(m64) & (m64 > 0) & (m64 >= lo) & (m64 <= hi)
     np.testing.assert_array_equal(np.isfinite(z), keep)
     np.testing.assert_array_equal(z[keep], m[keep])
     assert z is not m and np.isnan(m[0, 2]) and m[0, 0] == 0  # the input is not modified
     mm = depth_to_meters(np.array([[0, 250, 500, 2000, 2001]], np.uint16), "16UC1", lo, hi)
     expect = np.array([np.nan, 0.25, 0.5, 2.0, 2.001], np.float32)
-    ok = (expect >= lo) & (expect <= hi)
+    ok = (expect.astype(np.float64) >= lo) & (expect.astype(np.float64) <= hi)
     np.testing.assert_allclose(mm[0][ok], expect[ok], rtol=1e-6)
     assert np.isnan(mm[0][~ok]).all()
 
