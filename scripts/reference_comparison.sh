@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Our architecture against the Dense Object Nets reference (ResNet-34 dilated to stride 8, D=3 as in their
-# default and D=16), all trained on the same data with the same config and the same step budget, then
-# scored with every baseline on the shipped model's fixed evaluation pairs. Run from the repository root:
+# Our architectures (lite, fpn_resnet18) against the Dense Object Nets reference (ResNet-34 dilated to
+# stride 8; D=3 as in their default, and D=16), all trained on the same data with the same config and the
+# same step budget, then scored with every baseline on the shipped model's fixed evaluation pairs.
+# Run from the repository root:
 #   scripts/reference_comparison.sh            # STEPS=300 (about 70 min on 2 CPU cores)
 #   STEPS=3000 scripts/reference_comparison.sh # the shipped model's budget (about 7 h per reference on CPU)
-# The three trainings run side by side, one thread each (faster than sharing two threads on a 2-core
+# The four trainings run side by side, one thread each (faster than sharing two threads on a 2-core
 # machine); a run whose model exists is not trained again. Results: runs/eval_reference_s$STEPS/report.md.
 set -euo pipefail
 STEPS=${STEPS:-300}
@@ -16,12 +17,13 @@ DD=.venv/bin/dense-descriptor
 
 declare -A OVERRIDES=(
   [lite]="model.name=lite model.descriptor_dim=16"
+  [fpn18]="model.name=fpn_resnet18 model.descriptor_dim=16"
   [don34_d3]="model.name=don_resnet34 model.descriptor_dim=3"
   [don34_d16]="model.name=don_resnet34 model.descriptor_dim=16"
 )
 mkdir -p runs
 pids=()
-for name in lite don34_d3 don34_d16; do
+for name in lite fpn18 don34_d3 don34_d16; do
   run=runs/ref_${name}_s$STEPS
   if [[ -f "$run/model.safetensors" ]]; then echo "$run: trained already"; continue; fi
   # shellcheck disable=SC2086  # the overrides are separate words
@@ -35,6 +37,7 @@ for pid in "${pids[@]}"; do wait "$pid"; done
 $DD eval --pairs "$PAIRS" --data "$DATA" samples_heldout --out "runs/eval_reference_s$STEPS" --threads 1 \
     --no-progress --model "default=models/default/model.safetensors" \
     --model "lite_s$STEPS=runs/ref_lite_s$STEPS/model.safetensors" \
+    --model "fpn18_s$STEPS=runs/ref_fpn18_s$STEPS/model.safetensors" \
     --model "don34_d3_s$STEPS=runs/ref_don34_d3_s$STEPS/model.safetensors" \
     --model "don34_d16_s$STEPS=runs/ref_don34_d16_s$STEPS/model.safetensors" \
     --baselines rootsift rgb lab random:lite random:fpn_resnet18 random:fpn_resnet34 random:don_resnet18 \

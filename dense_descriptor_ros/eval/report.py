@@ -189,6 +189,30 @@ def _save(fig, path: Path) -> None:
     _plt().close(fig)
 
 
+def method_styles(names: list[str]) -> dict[str, dict]:
+    """One distinct line style per method, so that a dozen methods stay apart in one figure: a colour each
+    (tab20), trained models solid and thick, fixed baselines dashed, randomly initialised networks dotted."""
+    cmap = _plt().get_cmap("tab20")
+    styles = {}
+    for i, name in enumerate(names):
+        base = name.split(":")[0]
+        if base == "random":
+            kind = {"linestyle": ":", "linewidth": 1.2}
+        elif base in ("rootsift", "rgb", "lab"):
+            kind = {"linestyle": "--", "linewidth": 1.2}
+        else:
+            kind = {"linestyle": "-", "linewidth": 2.0}
+        styles[name] = {"color": cmap(i % 20), **kind}
+    return styles
+
+
+def _legend(fig, axes) -> None:
+    """One legend for the figure, outside the panels (no curve hidden under it)."""
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+
+
 def plot_pck_curves(report: dict, path: Path) -> None:
     """All methods' PCK curves in one figure, a panel per set and subset."""
     plt = _plt()
@@ -200,17 +224,18 @@ def plot_pck_curves(report: dict, path: Path) -> None:
     cols = min(3, n)
     fig, axes = plt.subplots(-(-n // cols), cols, figsize=(4.6 * cols, 3.6 * -(-n // cols)), squeeze=False,
                              layout="constrained")
+    styles = method_styles(list(curves))
     for ax, (s, sub) in zip(axes.flat, panels, strict=False):
         for name, m in curves.items():
             y = _get(m, s, sub)
             if y:
-                ax.plot(t, [v if v is not None else np.nan for v in y], label=name)
+                ax.plot(t, [v if v is not None else np.nan for v in y], label=name, **styles[name])
         ax.set(title=f"{SET_TITLES.get(s, s)} ({sub} pixels)", xlabel="threshold (px)", ylabel="PCK",
                ylim=(0, 1), xlim=(0, t[-1]))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, loc="lower right")
+    _legend(fig, axes)
     _save(fig, path)
 
 
@@ -226,6 +251,7 @@ def plot_error_cdfs(results: EvalResults, path: Path) -> None:
     fig, axes = plt.subplots(-(-max(n, 1) // cols), cols, figsize=(4.6 * cols, 3.6 * -(-max(n, 1) // cols)),
                              squeeze=False, layout="constrained")
     panels = [(s, False) for s in sets] + [(s, True) for s in has3d]
+    styles = method_styles(list(results.records))
     for ax, (s, in3d) in zip(axes.flat, panels, strict=False):
         for name, r in results.records.items():
             sr = r.sets.get(s)
@@ -237,14 +263,14 @@ def plot_error_cdfs(results: EvalResults, path: Path) -> None:
             e = e[torch.isfinite(e)]
             if e.numel():
                 x, y = M.error_cdf(e.clamp_min(0.1))  # log axis: exact matches drawn at 0.1
-                ax.step(x.numpy(), y.numpy(), where="post", label=name)
+                ax.step(x.numpy(), y.numpy(), where="post", label=name, **styles[name])
         ax.set_xscale("log")
         ax.set(title=f"{SET_TITLES.get(s, s)}: {'3D error (mm)' if in3d else 'pixel error'}",
                xlabel="error (mm)" if in3d else "error (px)", ylabel="fraction <= error", ylim=(0, 1))
         ax.grid(alpha=0.3, which="both")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, loc="upper left")
+    _legend(fig, axes)
     _save(fig, path)
 
 

@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 from dense_descriptor_ros.eval.cli import register
-from dense_descriptor_ros.eval.report import correspondence_overlay, markdown_report
+from dense_descriptor_ros.eval.report import correspondence_overlay, markdown_report, method_styles
 
 
 def run_cli(argv: list[str]) -> int:
@@ -108,3 +108,16 @@ def test_overlay_colours_by_error():
                                  torch.tensor([[5.0, 5.0], [25.0, 15.0]]), torch.tensor([0.0, math.inf]))
     assert out.shape == (20, 60, 3)
     assert tuple(out[5, 5]) == (40, 220, 40) and tuple(out[15, 55]) == (240, 40, 40)  # green exact, red off
+
+
+def test_every_method_gets_its_own_line_style():
+    """14 methods (the reference comparison) in one figure: no two share a colour, and the kind of method
+    shows in the line (trained solid, fixed baselines dashed, random initialisation dotted)."""
+    names = ["default", "lite_s300", "fpn18_s300", "don34_d3_s300", "don34_d16_s300", "rootsift", "rgb", "lab",
+             "random:lite", "random:fpn_resnet18", "random:fpn_resnet34", "random:don_resnet18",
+             "random:don_resnet34:3", "random:don_resnet34"]
+    styles = method_styles(names)
+    assert len({tuple(st["color"]) for st in styles.values()}) == len(names)
+    assert {styles[n]["linestyle"] for n in names[:5]} == {"-"}
+    assert {styles[n]["linestyle"] for n in names[5:8]} == {"--"}
+    assert {styles[n]["linestyle"] for n in names[8:]} == {":"}
