@@ -3,7 +3,7 @@
 # stride 8; D=3 as in their default, and D=16), all trained on the same data with the same config and the
 # same step budget, then scored with every baseline on the shipped model's fixed evaluation pairs.
 # Run from the repository root:
-#   scripts/reference_comparison.sh            # STEPS=300 (about 70 min on 2 CPU cores)
+#   scripts/reference_comparison.sh            # STEPS=300 (about 55 min of training on 2 CPU cores, 9 min eval)
 #   STEPS=3000 scripts/reference_comparison.sh # the shipped model's budget (about 7 h per reference on CPU)
 # The four trainings run side by side, one thread each (faster than sharing two threads on a 2-core
 # machine); a run whose model exists is not trained again. Results: runs/eval_reference_s$STEPS/report.md.
