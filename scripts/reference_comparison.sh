@@ -6,7 +6,9 @@
 #   scripts/reference_comparison.sh            # STEPS=300 (about 55 min of training on 2 CPU cores, 9 min eval)
 #   STEPS=3000 scripts/reference_comparison.sh # the shipped model's budget (about 7 h per reference on CPU)
 # The four trainings run side by side, one thread each (faster than sharing two threads on a 2-core
-# machine); a run whose model exists is not trained again. Results: runs/eval_reference_s$STEPS/report.md.
+# machine); a run whose model exists is not trained again, an interrupted one is resumed from its last
+# checkpoint (bit-exact), so the long budget can be spread over several sessions.
+# Results: runs/eval_reference_s$STEPS/report.md.
 set -euo pipefail
 STEPS=${STEPS:-300}
 DATA=${DATA:-data/sim_default}
@@ -26,9 +28,13 @@ pids=()
 for name in lite fpn18 don34_d3 don34_d16; do
   run=runs/ref_${name}_s$STEPS
   if [[ -f "$run/model.safetensors" ]]; then echo "$run: trained already"; continue; fi
-  # shellcheck disable=SC2086  # the overrides are separate words
-  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $DD train --config config/train_default.yaml ${OVERRIDES[$name]} \
-      steps="$STEPS" out_dir="$run" --no-progress > "$run.log" 2>&1 &
+  if [[ -f "$run/checkpoints/last.pt" ]]; then  # an interrupted run (killed, or --stop-at): continue it
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $DD train --resume "$run" --no-progress >> "$run.log" 2>&1 &
+  else
+    # shellcheck disable=SC2086  # the overrides are separate words
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $DD train --config config/train_default.yaml ${OVERRIDES[$name]} \
+        steps="$STEPS" out_dir="$run" --no-progress > "$run.log" 2>&1 &
+  fi
   pids+=($!)
   echo "training $run (log $run.log)"
 done
