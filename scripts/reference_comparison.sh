@@ -25,8 +25,10 @@ declare -A OVERRIDES=(
 )
 mkdir -p runs
 pids=()
+models=(--model "default=models/default/model.safetensors")
 for name in lite fpn18 don34_d3 don34_d16; do
   run=runs/ref_${name}_s$STEPS
+  models+=(--model "${name}_s$STEPS=$run/model.safetensors")
   if [[ -f "$run/model.safetensors" ]]; then echo "$run: trained already"; continue; fi
   if [[ -f "$run/checkpoints/last.pt" ]]; then  # an interrupted run (killed, or --stop-at): continue it
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $DD train --resume "$run" --no-progress >> "$run.log" 2>&1 &
@@ -41,11 +43,7 @@ done
 for pid in "${pids[@]}"; do wait "$pid"; done
 
 $DD eval --pairs "$PAIRS" --data "$DATA" samples_heldout --out "runs/eval_reference_s$STEPS" --threads 1 \
-    --no-progress --model "default=models/default/model.safetensors" \
-    --model "lite_s$STEPS=runs/ref_lite_s$STEPS/model.safetensors" \
-    --model "fpn18_s$STEPS=runs/ref_fpn18_s$STEPS/model.safetensors" \
-    --model "don34_d3_s$STEPS=runs/ref_don34_d3_s$STEPS/model.safetensors" \
-    --model "don34_d16_s$STEPS=runs/ref_don34_d16_s$STEPS/model.safetensors" \
+    --no-progress "${models[@]}" \
     --baselines rootsift rgb lab random:lite random:fpn_resnet18 random:fpn_resnet34 random:don_resnet18 \
     random:don_resnet34:3 random:don_resnet34:16
 sed -n '1,/^## cross-view (all/p' "runs/eval_reference_s$STEPS/report.md"

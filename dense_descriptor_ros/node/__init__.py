@@ -5,6 +5,6 @@ Import `dense_descriptor_ros.node.descriptor_node` for the node itself (it impor
 """
 
 from .params import NodeSettings, parameter_table
-from .stats import NodeStats, WindowStats
+from .stats import STAGES, NodeStats, WindowStats
 
-__all__ = ["NodeSettings", "parameter_table", "NodeStats", "WindowStats"]
+__all__ = ["NodeSettings", "parameter_table", "NodeStats", "STAGES", "WindowStats"]

@@ -300,11 +300,10 @@ class DescriptorNode(LifecycleNode):
         s.count("processed")
         s.latency_ms.add((now_ns - result.stamp_ns) / 1e6)
         s.node_ms.add((t_done - t_complete) * 1e3)
-        s.input_wait_ms.add(abs(t_depth - t_color) * 1e3)
-        s.queue_ms.add((t_start - t_complete) * 1e3)
-        s.decode_ms.add((t_decoded - t_start) * 1e3)
         s.process_ms.add(result.timings_ms["total"])
-        s.publish_ms.add((t_done - t_processed) * 1e3)
+        for name, seconds in (("input_wait", abs(t_depth - t_color)), ("queue", t_start - t_complete),
+                              ("decode", t_decoded - t_start), ("publish", t_done - t_processed)):
+            s.stage_ms[name].add(seconds * 1e3)
         s.inference_ms.add(result.timings_ms["inference"])
 
     # ------------------------------------------------------------------ diagnostics
@@ -317,8 +316,7 @@ class DescriptorNode(LifecycleNode):
         lat50, lat95 = self.stats.latency_ms.percentiles()
         node50, node95 = self.stats.node_ms.percentiles()
         proc50, proc95 = self.stats.process_ms.percentiles()
-        stages = {name: getattr(self.stats, f"{name}_ms").percentiles((50,))[0]
-                  for name in ("input_wait", "queue", "decode", "publish")}
+        stages = {name: w.percentiles((50,))[0] for name, w in self.stats.stage_ms.items()}
         inf50, _ = self.stats.inference_ms.percentiles()
         superseded = sync_stats.superseded if sync_stats else 0
         unmatched = sum(sync_stats.dropped.values()) if sync_stats else 0

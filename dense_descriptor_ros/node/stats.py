@@ -7,6 +7,12 @@ from collections import Counter, deque
 
 import numpy as np
 
+#: The node's own stages besides the pipeline, timed per frame and reported as `<stage>_ms_p50`:
+#: input_wait: first input message of the frame received -> the last one received;
+#: queue: frame complete -> the worker starts on it; decode: ROS messages -> a Frame (arrays);
+#: publish: building and publishing the output messages.
+STAGES = ("input_wait", "queue", "decode", "publish")
+
 
 class WindowStats:
     """The last `size` samples of a quantity (latency in ms): percentiles without unbounded growth."""
@@ -40,11 +46,8 @@ class NodeStats:
         self.bad_input: Counter[str] = Counter()  # reason -> frames dropped for it
         self.latency_ms = WindowStats(window)  # input stamp -> outputs published (needs the sender's clock)
         self.node_ms = WindowStats(window)  # last input of the frame received -> outputs published
-        self.input_wait_ms = WindowStats(window)  # first input of the frame received -> last one received
-        self.queue_ms = WindowStats(window)  # frame complete -> the worker starts on it
-        self.decode_ms = WindowStats(window)  # ROS messages -> arrays (a Frame)
         self.process_ms = WindowStats(window)  # the pipeline on one frame
-        self.publish_ms = WindowStats(window)  # building and publishing the output messages
+        self.stage_ms = {name: WindowStats(window) for name in STAGES}  # the node's other stages (STAGES)
         self.inference_ms = WindowStats(window)  # network forward pass alone
         self._last_t: float | None = None
         self._last_counts: Counter[str] = Counter()

@@ -147,7 +147,7 @@ def image_to_depth(msg: Any) -> np.ndarray:
     Returns:
         (H, W) float32 metres, a copy.
     """
-    from ..geometry.lifting import depth_to_meters
+    from ..geometry.lifting import depth_to_meters  # here: the geometry package imports torch; the codec must not
 
     depth, enc = image_to_depth_raw(msg)
     return depth_to_meters(depth, enc)  # type: ignore[arg-type]

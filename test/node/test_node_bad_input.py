@@ -186,6 +186,18 @@ def test_thresholds_change_at_run_time_with_validation(graph):
     assert probe.set_parameters({"keypoint_min_confidence": 0.0, "map_stride": 8})[0].successful
 
 
+def test_diagnostics_break_the_node_time_into_stages(graph):
+    """Every stage of STAGES is reported after good frames: a number of milliseconds, none negative."""
+    from dense_descriptor_ros.node.stats import STAGES
+
+    _, probe = graph
+    send_until(probe, "descriptors", n=3)
+    diag = latest_diagnostics(probe, len(probe.get("diagnostics")))
+    for name in (*STAGES, "node", "process", "inference"):
+        value = float(diag[f"{name}_ms_p50"])
+        assert np.isfinite(value) and value >= 0.0, (name, value)
+
+
 def test_outputs_nobody_subscribes_to_are_not_computed(graph):
     node, probe = graph
     for key in ("descriptors", "pca", "keypoints", "correspondences"):
