@@ -19,16 +19,24 @@ def test_demo_runs_the_node_on_the_sample_bag(tmp_path):
                         "--domain-id", str(20 + os.getpid() % 30)], capture_output=True, text=True, env=env,
                        timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    s = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert s["frames_played"] == 30 and s["frames_processed"] >= 15
-    # The shipped category-level mug keypoints transfer poorly to this held-out mug (issue 8 tracks it):
-    # this checks the plumbing, the accuracy is in the model card.
-    assert s["keypoints_visible"] > 0 and s["keypoints_found"] > 0
-    assert s["correspondences_per_frame"] > 0 and s["correspondence_reproj_px_median"] < 3.0
-    assert s["node_ms_p50"] > 0
-    for name in ("descriptors_pca.png", "keypoints.png", "correspondences.png"):
+    runs = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert list(runs) == ["tracked", "category"]
+    for s in runs.values():
+        assert s["frames_played"] == 30 and s["frames_processed"] >= 15
+        assert s["keypoints_visible"] > 0 and s["keypoints_found"] > 0 and s["node_ms_p50"] > 0
+        assert s["correspondences_per_frame"] > 0 and s["correspondence_reproj_px_median"] < 3.0
+    # The mug's own keypoints from the first frame are tracked over the bag (measured: 107 of 120 found,
+    # 2.5 px, 7.0 mm; handle frame in 22 of 30 frames, 7.0 mm, axis 7.1 deg) ...
+    t = runs["tracked"]
+    assert t["keypoints_found"] >= 0.5 * t["keypoints_visible"] and t["keypoint_px_median"] < 6.0
+    assert t["keypoint_mm_median"] < 25.0
+    assert t["handle_frames"] >= 10 and t["handle_position_mm_median"] < 20.0 and t["handle_axis_deg_median"] < 30.0
+    # ... the shipped category-level keypoints transfer poorly to this held-out mug (issue 8 tracks it): this
+    # checks the plumbing, the accuracy is in the model card.
+    assert (tmp_path / "demo" / "mug_keypoints_first_frame.json").is_file()
+    for name in ("descriptors_pca.png", "keypoints.png", "correspondences.png", "keypoints_category.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 10_000, name
-    assert "keypoints: found" in r.stdout and "node latency" in r.stdout
+    assert "keypoints: found" in r.stdout and "node latency" in r.stdout and "mug handle frame: in" in r.stdout
 
 
 def test_demo_refuses_a_missing_model(tmp_path):

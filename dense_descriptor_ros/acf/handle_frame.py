@@ -9,8 +9,17 @@ Manipulation", ISRR 2019). Category-level named keypoints located by dense descr
 build one, which is what this module does for the handle of the mug category (sim/categories.py
 `build_mug`: handle towards +x, z up):
 
-    origin    centroid of the handle keypoints present (handle_top, handle_bottom, handle_outer)
-    axis      unit(handle_top - handle_bottom): the grasp axis along the handle, pointing up the handle
+    origin    handle_outer, the handle's outermost point: where a gripper closes around the handle, and
+              where the handle runs parallel to the mug's axis. Without it, the midpoint of the handle ends
+              present (a missing handle_outer shows up as position error)
+    axis      unit(handle_top - handle_bottom): the grasp axis along the handle, pointing up the handle.
+              handle_bottom sits under the handle's loop and is hidden from most views above the table
+              (visible in 4 of the 60 frames of `sim camera`'s default arc), so without one of the two ends
+              the axis is the mug's up direction, which the handle's line nearly follows (exactly at
+              handle_outer, where the handle is vertical): rim_center - bottom point when both are known,
+              else the normal of the rim line within the mug's symmetry plane (rim_front, rim_back and the
+              handle keypoints all lie in it), pointing up towards the rim. On a tapered mug, where the
+              chord leans by the difference of the wall's radius at the two ends, that shows up as axis error.
     approach  unit direction from the mug's centre line to the handle, orthogonalised against axis: the
               handle's outward side (a gripper closes on the handle moving along -approach); None when
               no body / rim keypoint is available
@@ -37,7 +46,7 @@ import numpy as np
 __all__ = ["HANDLE_KEYPOINTS", "AXIS_KEYPOINTS", "MIN_AXIS_LENGTH_M", "HandleFrame", "estimate_handle_frame",
            "truth_handle_frame", "frame_errors", "FrameFilterConfig", "HandleFrameFilter", "FILTER_METHODS"]
 
-#: handle keypoints of the mug category; the first two are required (they give the axis)
+#: handle keypoints of the mug category; the first two give the axis, the third the origin
 HANDLE_KEYPOINTS = ("handle_top", "handle_bottom", "handle_outer")
 #: points on the mug's symmetry axis ("rim_center" is the midpoint of rim_front and rim_back)
 AXIS_KEYPOINTS = ("rim_center", "bottom_center", "inside_bottom")
@@ -63,7 +72,7 @@ def _orthogonal_unit(v: np.ndarray, axis: np.ndarray, min_norm: float = 1e-12) -
 class HandleFrame:
     """A mug handle frame (see the module docstring); all vectors in one frame, float64."""
 
-    origin: np.ndarray  # (3,) metres: centroid of the handle keypoints used
+    origin: np.ndarray  # (3,) metres: handle_outer, else the mean of the handle ends used
     axis: np.ndarray  # (3,) unit: handle_bottom -> handle_top
     approach: np.ndarray | None  # (3,) unit, orthogonal to axis: mug centre -> handle; None if unknown
     keypoints: tuple[str, ...] = field(default=())  # names of the keypoints that made the frame
@@ -116,39 +125,70 @@ def estimate_handle_frame(named_points: Mapping[str, np.ndarray],
             given points are.
 
     Returns:
-        The frame, or None if handle_top or handle_bottom is missing or they are closer than
-        MIN_AXIS_LENGTH_M. `approach` is None when no centre keypoint is available or the centre lies on
-        the handle axis (within MIN_APPROACH_LENGTH_M).
+        The frame, or None without an axis: neither both handle ends (closer than MIN_AXIS_LENGTH_M counts
+        as missing) nor the mug's up direction (see the module docstring). `approach` is None when no
+        centre keypoint is available or the centre lies on the handle axis (within MIN_APPROACH_LENGTH_M).
     """
     pts = _valid_points(named_points, valid)
-    if "handle_top" not in pts or "handle_bottom" not in pts:
-        return None
-    axis = _unit(pts["handle_top"] - pts["handle_bottom"], MIN_AXIS_LENGTH_M)
-    if axis is None:
-        return None
     handle = [n for n in HANDLE_KEYPOINTS if n in pts]
-    origin = np.mean([pts[n] for n in handle], axis=0)
-    used = list(handle)
+    if not handle:
+        return None
     if "rim_front" in pts and "rim_back" in pts:
         pts["rim_center"] = (pts["rim_front"] + pts["rim_back"]) / 2
+    axis, axis_from = None, ()
+    if "handle_top" in pts and "handle_bottom" in pts:
+        axis = _unit(pts["handle_top"] - pts["handle_bottom"], MIN_AXIS_LENGTH_M)
+    if axis is None:
+        axis, axis_from = _up_direction(pts, handle)
+        if axis is None:
+            return None
+    origin = pts["handle_outer"] if "handle_outer" in pts else np.mean([pts[n] for n in handle], axis=0)
+    used = list(handle) + [n for n in axis_from if n not in handle]
     centre_names = [n for n in AXIS_KEYPOINTS if n in pts] or [n for n in FAR_SIDE_KEYPOINTS if n in pts]
     approach = None
     if centre_names:
         centre = np.mean([pts[n] for n in centre_names], axis=0)
         approach = _orthogonal_unit(origin - centre, axis, MIN_APPROACH_LENGTH_M)
         if approach is not None:
-            used += [m for n in centre_names for m in (("rim_front", "rim_back") if n == "rim_center" else (n,))]
+            used += [m for n in centre_names for m in (("rim_front", "rim_back") if n == "rim_center" else (n,))
+                     if m not in used]
     return HandleFrame(origin, axis, approach, tuple(used))
+
+
+def _up_direction(pts: dict[str, np.ndarray], handle: list[str]) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """The mug's up direction (unit) and the keypoints it came from, or (None, ()).
+
+    Along the symmetry axis, bottom point -> rim_center, when both are known; otherwise in the symmetry plane
+    through rim_front, rim_back and the handle keypoints: the direction orthogonal to the rim line, towards
+    the rim from the handle (the rim is the mug's top: every handle keypoint lies below it).
+    """
+    if "rim_center" not in pts:
+        return None, ()
+    bottom = [n for n in ("bottom_center", "inside_bottom") if n in pts]
+    if bottom:
+        up = _unit(pts["rim_center"] - np.mean([pts[n] for n in bottom], axis=0), MIN_AXIS_LENGTH_M)
+        if up is not None:
+            return up, ("rim_front", "rim_back", *bottom)
+    rim = _unit(pts["rim_back"] - pts["rim_front"], MIN_AXIS_LENGTH_M)
+    if rim is None:
+        return None, ()
+    # in-plane direction of the handle points seen from the rim line: minus the rim-line component
+    below = _orthogonal_unit(np.mean([pts[n] for n in handle], axis=0) - pts["rim_center"], rim, MIN_AXIS_LENGTH_M)
+    if below is None:
+        return None, ()
+    return -below, ("rim_front", "rim_back")
 
 
 def truth_handle_frame(named_points: Mapping[str, np.ndarray]) -> HandleFrame:
     """The reference frame from ground-truth keypoints (all of them): `estimate_handle_frame`'s definition.
 
+    The truth needs both handle ends (its axis is their chord, never the up-direction fallback).
+
     Raises:
-        ValueError: the ground truth lacks the handle keypoints or the centre keypoints (not a mug).
+        ValueError: the ground truth lacks a handle keypoint or the centre keypoints (not a mug).
     """
     frame = estimate_handle_frame(named_points)
-    if frame is None or frame.approach is None:
+    if frame is None or frame.approach is None or not {"handle_top", "handle_bottom"} <= set(frame.keypoints):
         raise ValueError(f"ground truth has no complete mug handle frame (keypoints: {sorted(named_points)})")
     return frame
 

@@ -48,6 +48,10 @@ CAMERA_STARTED = "publishing"
 #: imported from there: that module imports rclpy)
 KEYPOINTS_MATCHED = "keypoints publisher matched"
 GROUND_TRUTH_FILE = "ground_truth.json"
+#: --keypoints value: annotate the tracked mug's own keypoints in the sequence's first frame
+FIRST_FRAME = "first-frame"
+#: where that keypoint file goes in the output folder
+FIRST_FRAME_FILE = "mug_keypoints_first_frame.json"
 
 
 _positive_int = int_at_least(1)
@@ -61,6 +65,10 @@ def _node_param(text: str) -> str:
     return text
 
 
+def _keypoints(text: str) -> Path | str:
+    return FIRST_FRAME if text == FIRST_FRAME else Path(text)
+
+
 def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the top-level `pipeline` command."""
     p = subparsers.add_parser(
@@ -71,7 +79,8 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
                     "and print the consumer's summary and the node's diagnostics. On a robot, "
                     "launch/sim_pipeline.launch.py starts the same three nodes.",
         epilog="Example: dense-descriptor pipeline --frames 300 --out runs/pipeline "
-               "(the shipped model), or --model my.onnx --keypoints my_mug_keypoints.json.")
+               "(the shipped model), --keypoints first-frame (track the mug shown in frame 0), or "
+               "--model my.onnx --keypoints my_mug_keypoints.json.")
     p.add_argument("--frames", type=_positive_int, default=300,
                    help="camera frames to publish before stopping (default 300: 10 s at 30 Hz)")
     p.add_argument("--sequence-frames", type=_positive_int, default=60,
@@ -82,8 +91,11 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--cache", type=Path, default=None, help="sim cache folder (default: sim camera's)")
     p.add_argument("--model", type=Path, default=None,
                    help="model file for the node (default: the shipped models/default model)")
-    p.add_argument("--keypoints", type=Path, default=None,
-                   help="mug keypoint file of that model (default: the shipped one, with the shipped model only)")
+    p.add_argument("--keypoints", type=_keypoints, default=None, metavar="FILE|first-frame",
+                   help="mug keypoint file of that model (default: the shipped category-level one, with the shipped "
+                        f"model only), or {FIRST_FRAME}: this mug's own keypoints annotated with the model in the "
+                        f"sequence's first frame (ground-truth pixels), written to OUT/{FIRST_FRAME_FILE}, so the "
+                        "node tracks the object it was shown once")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="inference backend (default onnx)")
     p.add_argument("--node-param", type=_node_param, action="append", default=[], metavar="NAME:=VALUE",
                    help="another descriptor node parameter (repeatable), e.g. resolution:=[160,120]")
@@ -133,7 +145,7 @@ def child_commands(args: argparse.Namespace, out_dir: Path, python: str = sys.ex
 def _check_model(args: argparse.Namespace) -> str | None:
     """Why the node could not start with these model arguments (None: fine)."""
     for what, path in (("--model", args.model), ("--keypoints", args.keypoints)):
-        if path is not None and not path.is_file():
+        if isinstance(path, Path) and not path.is_file():
             return f"{what} {path} does not exist"
     if args.model is not None and args.keypoints is not None:
         return None
@@ -148,6 +160,46 @@ def _check_model(args: argparse.Namespace) -> str | None:
                                        and default_keypoints_path().is_file()):
         return "--keypoints is needed with --model: the shipped mug keypoints go with the shipped model only"
     return None
+
+
+def _processing_resolution(node_params: list[str]) -> tuple[int, int]:
+    """The node's processing resolution (W, H) after the --node-param overrides."""
+    import yaml
+
+    from ..node.params import NodeSettings
+
+    res = NodeSettings().resolution
+    for prm in node_params:
+        name, _, value = prm.partition(":=")
+        if name == "resolution":
+            res = tuple(yaml.safe_load(value))
+    return int(res[0]), int(res[1])
+
+
+def first_frame_keypoints(args: argparse.Namespace, out_dir: Path) -> tuple[Path, str]:
+    """Annotate the sequence's mug in its first frame with the node's model and resolution (--keypoints
+    first-frame). The sequence is rendered (and cached) here if needed, so the camera then loads it.
+
+    Returns the keypoint file and a line saying what it holds. Raises ValueError (or OSError) when it cannot.
+    """
+    from ..runtime.extractor import DescriptorExtractor, ExtractorConfig
+    from ..runtime.model_files import default_model_path
+    from ..sim.camera_cli import default_cache_dir
+    from ..sim.reference_keypoints import sequence_keypoints
+    from ..sim.sequence import SequenceConfig, cached_sequence
+
+    cfg = SequenceConfig(size=tuple(args.size), frames=args.sequence_frames, seed=args.seed)
+    seq = cached_sequence(cfg, (args.cache or default_cache_dir()) / "sim_sequences",
+                          log=lambda line: print(f"{PROG}: {line}", flush=True))
+    model = args.model or default_model_path(args.backend)
+    res = _processing_resolution(args.node_param)
+    ex = DescriptorExtractor.load(model, ExtractorConfig(resolution=res, warmup_iters=0))
+    ref = sequence_keypoints(ex, seq, 0)
+    path = out_dir / FIRST_FRAME_FILE
+    ref.save(path)
+    size = f"{res[0]}x{res[1]}" if any(res) else "the camera's size"
+    return path, (f"keypoints: {len(ref.names)} of the mug annotated in frame 0 ({', '.join(ref.names)}) at "
+                  f"{size}, written to {path}")
 
 
 class _Interrupted(Exception):
@@ -186,6 +238,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     # a ground truth left by an earlier run would be read before the camera writes this run's
     (out_dir / GROUND_TRUTH_FILE).unlink(missing_ok=True)
     (out_dir / "acf_summary.json").unlink(missing_ok=True)
+    if args.keypoints == FIRST_FRAME:
+        try:
+            args.keypoints, line = first_frame_keypoints(args, out_dir)
+        except (ValueError, OSError, RuntimeError) as e:
+            print(f"{PROG}: error: --keypoints {FIRST_FRAME}: {e}", file=sys.stderr)
+            if tmp is not None:
+                tmp.cleanup()
+            return 2
+        print(f"{PROG}: {line}", flush=True)
     env = pipeline_env(args.domain_id)
     cmds = child_commands(args, out_dir)
     children: dict[str, Child] = {}

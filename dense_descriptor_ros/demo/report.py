@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from ..acf.handle_frame import estimate_handle_frame, frame_errors, truth_handle_frame
 from ..bag.io import BagReader
+from ..matching.keypoints import ReferenceKeypoints, annotate_keypoints, model_identity
 from ..ros_core import image_to_rgb
 from ..ros_core.sync import stamp_to_ns
 from .run import OUTPUT_TOPICS
+
+if TYPE_CHECKING:
+    from ..runtime.extractor import DescriptorExtractor
 
 
 @dataclass
@@ -38,6 +43,11 @@ class DemoSummary:
     keypoint_mm_p90: float
     correspondences_per_frame: float
     correspondence_reproj_px_median: float  # against the known camera motion and depth
+    # the mug handle's frame (acf/handle_frame.py) from the node's 3D keypoints, against the ground truth's
+    handle_frames: int = 0  # frames with keypoints from which a handle frame could be built
+    handle_position_mm_median: float = float("nan")
+    handle_axis_deg_median: float = float("nan")
+    handle_approach_deg_median: float = float("nan")
     per_keypoint: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
@@ -45,11 +55,19 @@ class DemoSummary:
             f"frames: {self.frames_played} played, {self.frames_processed} processed by the node",
             f"node latency (inputs received -> outputs published): p50 {self.node_ms_p50:.1f} ms, "
             f"p95 {self.node_ms_p95:.1f} ms; inference p50 {self.inference_ms_p50:.1f} ms ({self.backend})",
+            *self.keypoint_lines(),
+            f"correspondences to the previous frame: {self.correspondences_per_frame:.0f} per frame, median "
+            f"reprojection error {self.correspondence_reproj_px_median:.2f} px against the true camera motion",
+        ]
+
+    def keypoint_lines(self) -> list[str]:
+        return [
             f"keypoints: found {self.keypoints_found} of {self.keypoints_visible} visible; median error "
             f"{self.keypoint_px_median:.1f} px, 3D {self.keypoint_mm_median:.1f} mm "
             f"(p90 {self.keypoint_mm_p90:.1f} mm)",
-            f"correspondences to the previous frame: {self.correspondences_per_frame:.0f} per frame, median "
-            f"reprojection error {self.correspondence_reproj_px_median:.2f} px against the true camera motion",
+            f"mug handle frame: in {self.handle_frames} of {self.frames_processed} frames; median error "
+            f"{self.handle_position_mm_median:.1f} mm, axis {self.handle_axis_deg_median:.1f} deg, "
+            f"approach {self.handle_approach_deg_median:.1f} deg",
         ]
 
 
@@ -107,6 +125,7 @@ def score(played: Path, recorded: Path, ground_truth: Path) -> tuple[DemoSummary
                                                  kp.position.z - xyz[2]]))
                 mm.append(d)
                 rec["mm"].append(d)
+    handle = _handle_frame_errors(by["keypoints"], gt, T_wc, mug)
     # correspondences against the known motion: lift A with its depth (in the message), move, project
     reproj, n_corr = [], []
     for b, c in by["correspondences"].items():
@@ -138,9 +157,49 @@ def score(played: Path, recorded: Path, ground_truth: Path) -> tuple[DemoSummary
         keypoint_mm_p90=float(np.percentile(mm, 90)) if mm else float("nan"),
         correspondences_per_frame=float(np.mean(n_corr)) if n_corr else 0.0,
         correspondence_reproj_px_median=_nanmedian(reproj),
+        handle_frames=len(handle), handle_position_mm_median=_nanmedian([e[0] for e in handle]),
+        handle_axis_deg_median=_nanmedian([e[1] for e in handle]),
+        handle_approach_deg_median=_nanmedian([e[2] for e in handle if np.isfinite(e[2])]),
         per_keypoint={k: {"visible": v["visible"][0], "found": len(v["px"]), "px_median": _nanmedian(v["px"]),
                           "mm_median": _nanmedian(v["mm"])} for k, v in per.items()})
     return summary, {"frames": frames, "by": by, "gt": gt, "K": K, "T_wc": T_wc, "mug": mug}
+
+
+def _handle_frame_errors(keypoints: dict[int, Any], gt: dict[str, Any], T_wc: np.ndarray,
+                         mug: int) -> list[tuple[float, float, float]]:
+    """(position mm, axis deg, approach deg) of the handle frame built from each frame's published 3D
+    keypoints, against the frame the ground truth's keypoints (all of them, hidden ones too) define."""
+    out = []
+    for i, msg in keypoints.items():
+        named = {kp.name: np.array([kp.position.x, kp.position.y, kp.position.z]) for kp in msg.keypoints
+                 if kp.position_valid}
+        est = estimate_handle_frame(named)
+        if est is None:
+            continue
+        T_cw = np.linalg.inv(T_wc[i])
+        truth = truth_handle_frame({k["name"]: T_cw[:3, :3] @ np.asarray(k["world"]) + T_cw[:3, 3]
+                                    for k in gt["keypoints"][i] if k["instance_id"] == mug})
+        out.append(frame_errors(est, truth))
+    return out
+
+
+def first_frame_keypoints(extractor: DescriptorExtractor, played: Path, ground_truth: Path) -> ReferenceKeypoints:
+    """The mug's keypoints visible in the bag's first frame, annotated at their ground-truth pixels on the
+    extractor's descriptors of that frame: what a robot shown the object once would track."""
+    gt = json.loads(Path(ground_truth).read_text())
+    topic = gt["recording"]["topics"]["color"]
+    first = int(gt["recording"]["stamps_ns"][0])
+    rgb = next((image_to_rgb(m) for _, m in _read(played, [topic])[topic] if stamp_to_ns(m.header.stamp) == first),
+               None)
+    if rgb is None:
+        raise ValueError(f"{played} has no {topic} frame with the ground truth's first stamp")
+    mug = int(gt["mug_instance_id"])
+    points = {k["name"]: tuple(k["uv"]) for k in gt["keypoints"][0] if k["instance_id"] == mug and k["visible"]}
+    if not points:
+        raise ValueError("the first frame shows none of the mug's keypoints")
+    return annotate_keypoints(extractor.extract(rgb), points, model_identity(extractor.info), "mug",
+                              f"{played} frame 0", notes="the mug's visible keypoints in the bag's first frame, "
+                              "annotated at their ground-truth pixels")
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
@@ -156,16 +215,9 @@ def _colour(name: str) -> tuple[int, int, int]:
     return tuple(int(x) for x in bgr)
 
 
-def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = None) -> list[Path]:
-    """descriptors_pca.png, keypoints.png, correspondences.png (RGB images written as PNG)."""
-    out.mkdir(parents=True, exist_ok=True)
-    frames, by, gt = data["frames"], data["by"], data["gt"]
-    done = sorted(set(frames) & set(by["descriptors"]) & set(by["keypoints"]))
-    if not done:
-        raise ValueError("the node processed none of the played frames: nothing to draw")
-    picks = picks or tuple(done[int(round(q * (len(done) - 1)))] for q in (0.0, 0.5, 1.0))
-    written = []
-    # descriptor PCA: frame | its descriptors
+def _pca_picture(frames: dict[int, np.ndarray], by: dict[str, dict[int, Any]], picks: tuple[int, ...],
+                 out: Path) -> Path:
+    """descriptors_pca.png: each picked frame beside its descriptors' PCA image."""
     rows = []
     for i in picks:
         rgb = frames[i]
@@ -174,8 +226,24 @@ def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = No
         if pca_rgb.shape != rgb.shape:  # the node publishes it at its processing resolution
             pca_rgb = cv2.resize(pca_rgb, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         rows.append(np.hstack([_label(rgb, f"frame {i}"), _label(pca_rgb, "descriptors (PCA)")]))
-    written.append(out / "descriptors_pca.png")
-    cv2.imwrite(str(written[-1]), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    path = out / "descriptors_pca.png"
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = None,
+             keypoints_only: str | None = None) -> list[Path]:
+    """descriptors_pca.png, keypoints.png, correspondences.png (RGB images written as PNG); with
+    `keypoints_only`, only the keypoint picture, under that file name."""
+    out.mkdir(parents=True, exist_ok=True)
+    frames, by, gt = data["frames"], data["by"], data["gt"]
+    done = sorted(set(frames) & set(by["descriptors"]) & set(by["keypoints"]))
+    if not done:
+        raise ValueError("the node processed none of the played frames: nothing to draw")
+    picks = picks or tuple(done[int(round(q * (len(done) - 1)))] for q in (0.0, 0.5, 1.0))
+    written = []
+    if keypoints_only is None:
+        written.append(_pca_picture(frames, by, picks, out))
     # keypoints: found (filled, named) and ground truth (ring)
     tiles = []
     for i in picks:
@@ -191,8 +259,10 @@ def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = No
                 cv2.circle(img, p, 3, c, -1, cv2.LINE_AA)
                 cv2.putText(img, kp.name, (p[0] + 5, p[1] - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, c, 1, cv2.LINE_AA)
         tiles.append(_label(img, f"frame {i}: dots found, rings truth"))
-    written.append(out / "keypoints.png")
+    written.append(out / (keypoints_only or "keypoints.png"))
     cv2.imwrite(str(written[-1]), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
+    if keypoints_only is not None:
+        return written
     # correspondences of the middle frame to its frame A, coloured by reprojection error
     b = next((i for i in (picks[1], *done) if i in by["correspondences"]), None)
     if b is not None:
@@ -222,7 +292,8 @@ def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = No
     return written
 
 
-def write_summary(summary: DemoSummary, out: Path) -> Path:
+def write_summary(summaries: dict[str, DemoSummary], out: Path) -> Path:
+    """summary.json: run name ("tracked", "category", "given") -> its summary."""
     path = out / "summary.json"
-    path.write_text(json.dumps(asdict(summary), indent=2) + "\n")
+    path.write_text(json.dumps({name: asdict(s) for name, s in summaries.items()}, indent=2) + "\n")
     return path

@@ -2,13 +2,16 @@
 sample bag replayed over real topics; its outputs are recorded and scored against the simulator's
 ground truth, and pictured.
 
-    node     dense-descriptor node --ros-args -p model_path:=models/default/model.onnx ...
-    record   dense-descriptor bag record OUT/outputs /dense_descriptor/... /diagnostics
+    node     dense-descriptor node --ros-args -p model_path:=models/default/model.onnx -p keypoints_file:=...
+    record   dense-descriptor bag record OUT/outputs_<run> /dense_descriptor/... /diagnostics
     play     dense-descriptor bag play data_sample/sim_mug --wait-subscribers 1
 
-Prints a summary (frames, node latency, keypoints found and their pixel / 3D errors, correspondences
-against the known camera motion) and writes summary.json, descriptors_pca.png, keypoints.png and
-correspondences.png to --out.
+By default the node runs twice over the bag: with the mug's own keypoints annotated in the bag's first frame
+(what a robot shown the object once tracks; OUT/mug_keypoints_first_frame.json), then with the shipped
+category-level mug keypoints. Prints a summary (frames, node latency, correspondences against the known
+camera motion, and per run the keypoints found with their pixel / 3D errors and the mug handle's frame
+against the ground truth) and writes summary.json, descriptors_pca.png, keypoints.png, correspondences.png
+and keypoints_category.png to --out.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ OUTPUT_TOPICS = {**output_topics(), "diagnostics": DIAGNOSTICS_TOPIC}
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO / "data_sample" / "sim_mug"
 PROG = "dense-descriptor demo"
+#: what each node run's keypoints are
+PASS_TITLES = {"tracked": "keypoints of this mug, annotated at the ground truth in the bag's first frame",
+               "category": "the shipped category-level mug keypoints (8 training mugs averaged)",
+               "given": "the given keypoint file"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ground-truth", type=Path, default=None,
                    help="its ground truth JSON (default: ground_truth.json in the bag folder)")
     p.add_argument("--model", type=Path, default=None, help="model (default: the shipped one)")
-    p.add_argument("--keypoints", type=Path, default=None, help="keypoint file (default: the shipped mug keypoints)")
+    p.add_argument("--keypoints", type=_keypoints_arg, default=None, metavar="FILE|first-frame",
+                   help="one node run with this keypoint file, or first-frame: the mug's keypoints annotated in the "
+                        "bag's first frame (default: two runs, first-frame and then the shipped mug keypoints)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1: 30 Hz)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the demo's processes")
     p.add_argument("--verbose", action="store_true", help="show the processes' output")
@@ -58,30 +67,22 @@ def _wait(child: Child, text: str, timeout: float) -> None:
     raise RuntimeError(f"{child.name} did not report {text!r}:\n{tail}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..runtime.model_files import default_keypoints_path, default_model_path
+FIRST_FRAME = "first-frame"
 
-    model = args.model or default_model_path("onnx")
-    keypoints = args.keypoints or default_keypoints_path()
-    gt = args.ground_truth or args.bag / "ground_truth.json"
-    for what, path in (("model", model), ("keypoint file", keypoints), ("bag", args.bag), ("ground truth", gt)):
-        if not path.exists():
-            print(f"{PROG}: error: {what} {path} does not exist", file=sys.stderr)
-            return 2
-    out = args.out
-    recorded = out / "outputs"
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(recorded, ignore_errors=True)
-    domain = args.domain_id if args.domain_id is not None else 50 + os.getpid() % 50
-    env = pipeline_env(domain)
-    env.setdefault("OMP_NUM_THREADS", "1")
+
+def _keypoints_arg(text: str) -> Path | str:
+    return FIRST_FRAME if text == FIRST_FRAME else Path(text)
+
+
+def _record_pass(args: argparse.Namespace, model: Path, keypoints: Path, recorded: Path, env: dict[str, str]) -> None:
+    """One node run over the bag: start the node and the recorder, play, stop. Raises RuntimeError."""
     cli = [sys.executable, "-m", "dense_descriptor_ros.cli"]
     node_cmd = [*cli, "node", "--ros-args", "-p", f"model_path:={model}", "-p", f"keypoints_file:={keypoints}"]
     record_cmd = [*cli, "bag", "record", str(recorded), *OUTPUT_TOPICS.values()]
     play_cmd = [*cli, "bag", "play", str(args.bag), "--rate", f"{args.rate:g}", "--wait-subscribers", "1",
                 "--topics", "/color/image_raw", "/aligned_depth_to_color/image_raw", "/color/camera_info", "--quiet"]
+    shutil.rmtree(recorded, ignore_errors=True)
     children: dict[str, Child] = {}
-    t0 = time.monotonic()
     try:
         print(f"{PROG}: starting the descriptor node ({model.name}, {keypoints.name})", flush=True)
         children["node"] = start_child("node", node_cmd, env, args.verbose)
@@ -94,22 +95,66 @@ def run(args: argparse.Namespace) -> int:
         if children["play"].proc.wait(120) != 0:
             raise RuntimeError("bag play failed:\n" + "\n".join(children["play"].lines[-15:]))
         time.sleep(1.5)  # the last frames' outputs and one more diagnostics message
-    except (RuntimeError, KeyboardInterrupt) as e:
+    except (RuntimeError, KeyboardInterrupt):
         for c in reversed(list(children.values())):
             c.stop()
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
+        raise
     codes = {name: children[name].stop() for name in ("record", "node")}
     if codes["record"] != 0:
-        print(f"{PROG}: error: bag record exited with {codes['record']}:\n" + "\n".join(children["record"].lines[-15:]),
-              file=sys.stderr)
-        return 1
-    from .report import pictures, score, write_summary
+        raise RuntimeError(f"bag record exited with {codes['record']}:\n" + "\n".join(children["record"].lines[-15:]))
 
-    summary, data = score(args.bag, recorded, gt)
-    written = [write_summary(summary, out), *pictures(data, out)]
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime.model_files import default_keypoints_path, default_model_path
+
+    model = args.model or default_model_path("onnx")
+    gt = args.ground_truth or args.bag / "ground_truth.json"
+    if args.keypoints is None:  # the default: both
+        passes = {"tracked": FIRST_FRAME, "category": default_keypoints_path()}
+    else:
+        passes = {"tracked" if args.keypoints == FIRST_FRAME else "given": args.keypoints}
+    files = [p for p in passes.values() if isinstance(p, Path)]
+    for what, path in (("model", model), *(("keypoint file", p) for p in files), ("bag", args.bag),
+                       ("ground truth", gt)):
+        if not path.exists():
+            print(f"{PROG}: error: {what} {path} does not exist", file=sys.stderr)
+            return 2
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    domain = args.domain_id if args.domain_id is not None else 50 + os.getpid() % 50
+    env = pipeline_env(domain)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    from .report import first_frame_keypoints, pictures, score, write_summary
+
+    t0 = time.monotonic()
+    summaries, written = {}, []
+    try:
+        for name, keypoints in passes.items():
+            if keypoints == FIRST_FRAME:
+                from ..node.params import NodeSettings
+                from ..runtime.extractor import DescriptorExtractor, ExtractorConfig
+
+                ex = DescriptorExtractor.load(model, ExtractorConfig(resolution=NodeSettings().resolution,
+                                                                     warmup_iters=0))
+                keypoints = out / "mug_keypoints_first_frame.json"
+                first_frame_keypoints(ex, args.bag, gt).save(keypoints)
+            recorded = out / f"outputs_{name}"
+            _record_pass(args, model, keypoints, recorded, env)
+            summaries[name], data = score(args.bag, recorded, gt)
+            first = not written
+            written += pictures(data, out, keypoints_only=None if first else f"keypoints_{name}.png")
+    except (RuntimeError, ValueError, OSError, KeyboardInterrupt) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    written.insert(0, write_summary(summaries, out))
     print(f"{PROG}: done in {time.monotonic() - t0:.0f} s")
-    for line in summary.lines():
+    head = next(iter(summaries.values()))
+    for line in head.lines()[:2] + head.lines()[-1:]:
         print("  " + line)
-    print(f"  wrote {', '.join(str(p) for p in written)}; node outputs recorded in {recorded}")
+    for name, summary in summaries.items():
+        print(f"  {PASS_TITLES[name]}:")
+        for line in summary.keypoint_lines():
+            print("    " + line)
+    print(f"  wrote {', '.join(str(p) for p in written)}; node outputs recorded in "
+          f"{', '.join(str(out / f'outputs_{n}') for n in summaries)}")
     return 0

@@ -59,7 +59,9 @@ MESSAGE_TYPES = MessageTypes(Header=Header, Time=Time, Point=Point, DescriptorMa
 
 def _descriptor(name: str, default: Any, help: str, choices: tuple | None) -> ParameterDescriptor:
     text = help + (f" (one of: {', '.join(choices)})" if choices else "")
-    d = ParameterDescriptor(description=text)
+    # Float parameters take any type here and NodeSettings checks them: `-p keypoint_min_confidence:=0`
+    # (an integer to ROS) then means 0.0 instead of failing rclpy's static typing with a traceback.
+    d = ParameterDescriptor(description=text, dynamic_typing=isinstance(default, float))
     if name in ("map_stride", "correspondence_max", "depth_window", "sync_queue", "qos_depth"):
         d.integer_range = [IntegerRange(from_value=1, to_value=1 << 16, step=1)]
     elif name in ("keypoint_min_confidence",):

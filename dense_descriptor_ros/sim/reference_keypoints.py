@@ -11,6 +11,9 @@ with their ground truth says how well it transfers.
     err = keypoint_transfer_errors(extractor, ref, "data/sim_default", "mug", split="test")
     print(err.table(ref))
 
+Instance-level files come from a rendered sequence instead (`sequence_keypoints`): the tracked mug's
+own keypoints annotated in one frame, the Dense Object Nets workflow of showing the object once.
+
 Plain NumPy + the runtime extractor; no ROS.
 """
 
@@ -37,6 +40,8 @@ from ..matching.keypoints import (
 )
 from ..runtime.extractor import DescriptorExtractor
 from .format import SCENES_DIR, read_view, view_file
+from .sequence import MUG_INSTANCE_ID, keypoint_truth
+from .sequence import Sequence as SimSequence
 
 #: pixel thresholds of the "within" fractions
 WITHIN_PX = (5.0, 10.0)
@@ -153,6 +158,34 @@ def _at_resolution(extractor: DescriptorExtractor, resolution: tuple[int, int] |
 def _resolution_text(extractor: DescriptorExtractor) -> str:
     w, h = extractor.config.resolution
     return f"{w}x{h}" if w else "the images' own size"
+
+
+def sequence_keypoints(extractor: DescriptorExtractor, seq: SimSequence, frame: int = 0,
+                       instance_id: int = MUG_INSTANCE_ID, min_visible: int = 2) -> ReferenceKeypoints:
+    """Instance-level keypoints of one object of a rendered sequence (`sim.sequence`), annotated in one frame.
+
+    The object's ground-truth keypoints visible in `frame` are annotated at their pixels on the extractor's
+    descriptor map of that frame (`annotate_keypoints`). With these the node tracks this very object over
+    the rest of the sequence; the category-level file (`build_reference_keypoints`) must transfer to
+    unseen instances instead.
+
+    Raises:
+        ValueError: no object `instance_id`, or fewer than `min_visible` of its keypoints are visible in the
+            frame.
+        IndexError: no such frame.
+    """
+    category = next((o["category"] for o in seq.objects if int(o["instance_id"]) == instance_id), None)
+    if category is None:
+        raise ValueError(f"the sequence has no object {instance_id} (it has {len(seq.objects)})")
+    truth = keypoint_truth(seq, frame, instance_id=instance_id)
+    points = {t.name: (float(t.uv[0]), float(t.uv[1])) for t in truth if t.visible}
+    if len(points) < min_visible:
+        raise ValueError(f"frame {frame} shows {len(points)} keypoint(s) of object {instance_id} "
+                         f"({', '.join(points) or 'none'}); at least {min_visible} are needed")
+    dmap = extractor.extract(seq.rgb[frame])
+    return annotate_keypoints(dmap, points, model_identity(extractor.info), category,
+                              f"sequence frame {frame}", notes=f"instance {instance_id} of a rendered sequence, "
+                              f"annotated in frame {frame} at {_resolution_text(extractor)}")
 
 
 def build_reference_keypoints(extractor: DescriptorExtractor, dataset_root: str | Path, category: str,

@@ -112,6 +112,10 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # Start from the weights of this model file (.safetensors from `dense-descriptor train`, or a checkpoint
+    # .pt) instead of random initialisation: fine-tuning, or a second training stage with a fresh learning-rate
+    # schedule. Its architecture must equal `model`. Ignored by --resume (the checkpoint's weights win).
+    init_from: str = ""
     # Optimiser steps.
     steps: int = 500
     # Pairs per micro-batch per process.

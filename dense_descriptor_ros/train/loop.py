@@ -22,7 +22,7 @@ from ..config import config_hash, from_dict, save_yaml, to_dict
 from ..correspondence.sampling import mine_hard_negatives
 from ..data.base import PairDataset, PairItem, collate_pairs
 from ..eval.augment_pck import evaluate_pairs
-from ..models import DescriptorNet, build_model, save_model
+from ..models import DescriptorNet, ModelConfig, build_model, load_model, save_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .datasets import build_train_dataset, build_val_items
@@ -80,6 +80,21 @@ def build_loss_from_config(cfg: TrainConfig, net: DescriptorNet) -> nn.Module:
             raise ValueError(f"loss.pyramid_weights needs {net.levels} weights for {net.config.name}")
         loss = PyramidLoss(loss, weights)
     return loss
+
+
+def initial_weights(path: str | Path, model: ModelConfig) -> dict[str, torch.Tensor]:
+    """The state dict of a saved model or checkpoint, checked to be of the architecture `model` describes.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a model, or another architecture (the differing
+        ModelConfig fields are named).
+    """
+    src = load_model(path)
+    if to_dict(src.config) != to_dict(model):
+        a, b = to_dict(src.config), to_dict(model)
+        diff = ", ".join(f"{k}: {a[k]!r} in the file, {b[k]!r} configured" for k in a if a[k] != b.get(k))
+        raise ValueError(f"init_from {path}: the model's architecture differs from model ({diff})")
+    return src.state_dict()
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -167,6 +182,10 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
 
     start_step, history, best = 0, MetricHistory(), -math.inf
     bad_vals = 0
+    if ckpt is None and cfg.init_from:
+        net.load_state_dict(initial_weights(cfg.init_from, cfg.model))
+        if main:
+            log.info("weights initialised from %s", cfg.init_from)
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])

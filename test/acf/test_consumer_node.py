@@ -1,7 +1,7 @@
 """`dense-descriptor acf` over real DDS: the simulated camera runs in its own process, this process plays the
 descriptor node (KeypointArray messages built from the ground truth, with the camera's stamps), and two
-consumer processes score them: one gets perfect keypoints, the other keypoints 5 mm off with handle_top
-missing in every 4th frame."""
+consumer processes score them: one gets perfect keypoints, the other keypoints 5 mm off with handle_top and
+rim_front (so neither the handle's line nor the mug's up direction) missing in every 4th frame."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def run(tmp_path_factory):
             i = round((stamp * 1e-9 - START) * RATE) % N
             header = probe.header(stamp)
             pubs["perfect"].publish(keypoint_array(header, seq, i))
-            pubs["offset"].publish(keypoint_array(header, seq, i, OFFSET, ("handle_top",) if i % 4 == 0 else ()))
+            pubs["offset"].publish(keypoint_array(header, seq, i, OFFSET,
+                                                  ("handle_top", "rim_front") if i % 4 == 0 else ()))
 
         # The camera waits until its colour topic has a subscriber, so this (reliable) subscription is matched
         # before frame 0 and sees every frame; a ground-truth topic could still be matching (discovery
@@ -147,8 +148,7 @@ def test_published_handle_pose(run):
         i = round((stamp * 1e-9 - START) * RATE) % N
         kp = {k.name: k.xyz for k in keypoint_truth(seq, i, instance_id=MUG_INSTANCE_ID)}
         p = msg.pose.position
-        handle = np.mean([kp["handle_top"], kp["handle_bottom"], kp["handle_outer"]], axis=0)
-        np.testing.assert_allclose([p.x, p.y, p.z], handle, atol=1e-9)
+        np.testing.assert_allclose([p.x, p.y, p.z], kp["handle_outer"], atol=1e-9)  # the frame's origin
         q = msg.pose.orientation
         x, y, z, w = q.x, q.y, q.z, q.w
         z_axis = np.array([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)])  # R[:, 2]
@@ -159,7 +159,7 @@ def test_published_handle_pose(run):
 def test_offset_keypoints_give_the_offset(run):
     seq, root, poses, stamps, consumers = run
     s = summary(root, "offset")
-    dropped = len(range(0, N, 4))  # handle_top missing: no frame
+    dropped = len(range(0, N, 4))  # handle_top and rim_front missing: no axis, no frame
     assert (s["frames"], s["frames_with_estimate"], s["frames_evaluated"]) == (N, N - dropped, N - dropped)
     assert s["position_mm_median"] == pytest.approx(5.0, abs=1e-6)
     assert s["position_mm_p90"] == pytest.approx(5.0, abs=1e-6)

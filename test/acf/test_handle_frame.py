@@ -28,8 +28,8 @@ MUG = {
     "bottom_center": np.array([0.0, 0.0, 0.0]),
     "inside_bottom": np.array([0.0, 0.0, 0.007]),
 }
-# By hand: origin = mean of the three handle points, axis = +z, approach = +x (centre on the z axis).
-ORIGIN = np.array([0.065, 0.0, 0.055])
+# By hand: origin = handle_outer, axis = +z, approach = +x (centre on the z axis).
+ORIGIN = np.array([0.075, 0.0, 0.055])
 
 
 def rot_x(deg: float) -> np.ndarray:
@@ -74,10 +74,10 @@ class TestEstimate:
         assert pos == pytest.approx(2 * 55.0 * math.sin(math.radians(5)), abs=1e-9)
         assert axis == pytest.approx(10.0, abs=1e-9)
         assert approach == pytest.approx(0.0, abs=1e-9)
-        # 90 deg about z plus 10 mm along x: axis unchanged, approach 90 deg, origin (0.065, 0, .) ->
-        # (0.01, 0.065, .): |(-0.055, 0.065)| m
+        # 90 deg about z plus 10 mm along x: axis unchanged, approach 90 deg, origin (0.075, 0, .) ->
+        # (0.01, 0.075, .): |(-0.065, 0.075)| m
         pos, axis, approach = frame_errors(estimate_handle_frame(moved(MUG, rot_z(90), (0.01, 0, 0))), truth)
-        assert pos == pytest.approx(1000 * math.hypot(0.055, 0.065), abs=1e-9)
+        assert pos == pytest.approx(1000 * math.hypot(0.065, 0.075), abs=1e-9)
         assert axis == pytest.approx(0.0, abs=1e-9)
         assert approach == pytest.approx(90.0, abs=1e-9)
 
@@ -88,27 +88,81 @@ class TestEstimate:
         assert approach == pytest.approx(0, abs=1e-6)
 
     def test_one_keypoint_off(self):
-        # handle_top 5 mm further out: the origin moves by 5/3 mm, the axis tilts by atan(5 / 70)
+        # handle_top 5 mm further out: the origin (handle_outer) stays, the axis tilts by atan(5 / 70);
+        # handle_outer 5 mm off moves the origin by 5 mm and nothing else
         pts = dict(MUG, handle_top=MUG["handle_top"] + [0.005, 0, 0])
         pos, axis, _ = frame_errors(estimate_handle_frame(pts), truth_handle_frame(MUG))
-        assert pos == pytest.approx(5 / 3, abs=1e-9)
+        assert pos == pytest.approx(0, abs=1e-9)
         assert axis == pytest.approx(math.degrees(math.atan2(5, 70)), abs=1e-9)
+        pts = dict(MUG, handle_outer=MUG["handle_outer"] + [0.003, 0.004, 0])
+        pos, axis, _ = frame_errors(estimate_handle_frame(pts), truth_handle_frame(MUG))
+        assert pos == pytest.approx(5, abs=1e-9) and axis == pytest.approx(0, abs=1e-9)
 
     def test_missing_handle_outer_shifts_the_origin(self):
+        # to the midpoint of the handle's ends, 15 mm inside handle_outer
         pts = {k: v for k, v in MUG.items() if k != "handle_outer"}
         f = estimate_handle_frame(pts)
         np.testing.assert_allclose(f.origin, [0.060, 0, 0.055], atol=1e-12)
-        assert frame_errors(f, truth_handle_frame(MUG))[0] == pytest.approx(5.0, abs=1e-9)
+        assert frame_errors(f, truth_handle_frame(MUG))[0] == pytest.approx(15.0, abs=1e-9)
         assert "handle_outer" not in f.keypoints
 
     @pytest.mark.parametrize("name", ["handle_top", "handle_bottom"])
-    def test_no_axis_without_both_ends(self, name):
-        assert estimate_handle_frame({k: v for k, v in MUG.items() if k != name}) is None
-        assert estimate_handle_frame(MUG, {k: k != name for k in MUG}) is None  # present but not valid
-        assert estimate_handle_frame(dict(MUG, **{name: np.array([np.nan, 0, 0])})) is None
+    def test_no_axis_without_both_ends_or_the_rim(self, name):
+        handle = {k: MUG[k] for k in ("handle_top", "handle_bottom", "handle_outer", "body_front", "bottom_center")}
+        assert estimate_handle_frame({k: v for k, v in handle.items() if k != name}) is None
+        assert estimate_handle_frame(handle, {k: k != name for k in handle}) is None  # present but not valid
+        assert estimate_handle_frame(dict(handle, **{name: np.array([np.nan, 0, 0])})) is None
+        # one rim point is no rim line
+        assert estimate_handle_frame({**{k: v for k, v in handle.items() if k != name},
+                                      "rim_front": MUG["rim_front"]}) is None
+
+    def test_without_handle_bottom_the_axis_is_the_mug_s_symmetry_axis(self):
+        # rim_center (0, 0, 0.118) minus the bottom points' mean: +z; origin handle_outer as ever
+        f = estimate_handle_frame({k: v for k, v in MUG.items() if k != "handle_bottom"})
+        np.testing.assert_allclose(f.axis, [0, 0, 1], atol=1e-12)
+        np.testing.assert_allclose(f.origin, ORIGIN, atol=1e-12)
+        np.testing.assert_allclose(f.approach, [1, 0, 0], atol=1e-12)
+        assert set(f.keypoints) == {"handle_top", "handle_outer", "rim_front", "rim_back", "bottom_center",
+                                    "inside_bottom"}
+        # the very frame of the truth, which has every keypoint
+        pos, axis, approach = frame_errors(f, truth_handle_frame(MUG))
+        assert pos == pytest.approx(0, abs=1e-9)
+        assert axis == pytest.approx(0, abs=1e-9) and approach == pytest.approx(0, abs=1e-9)
+
+    @pytest.mark.parametrize("missing", ["handle_bottom", "handle_top"])
+    def test_from_the_rim_line_and_the_handle_when_no_bottom_point_is_seen(self, missing):
+        # what the simulated camera's default arc shows: handle_top, handle_outer and the two rim points
+        seen = {k: MUG[k] for k in ("handle_top", "handle_bottom", "handle_outer", "rim_front", "rim_back")
+                if k != missing}
+        f = estimate_handle_frame(seen)
+        np.testing.assert_allclose(f.axis, [0, 0, 1], atol=1e-12)
+        np.testing.assert_allclose(f.approach, [1, 0, 0], atol=1e-12)
+        assert set(f.keypoints) == set(seen)
+        R, t = rot_z(-70) @ rot_x(35), np.array([0.2, 0.1, 0.5])
+        g = estimate_handle_frame(moved(seen, R, t))
+        np.testing.assert_allclose(g.rotation(), R @ f.rotation(), atol=1e-12)
+        np.testing.assert_allclose(g.origin, R @ f.origin + t, atol=1e-12)
+
+    def test_a_leaning_handle_is_axis_error_without_its_bottom(self):
+        # a tapered mug: handle_bottom 10 mm further in than handle_top, so the true chord leans by
+        # atan(10 / 70) from the mug's up direction, which is what the estimate without handle_bottom gives
+        mug = dict(MUG, handle_bottom=np.array([0.050, 0.0, 0.020]))
+        seen = {k: mug[k] for k in ("handle_top", "handle_outer", "rim_front", "rim_back")}
+        _, axis, _ = frame_errors(estimate_handle_frame(seen), truth_handle_frame(mug))
+        assert axis == pytest.approx(math.degrees(math.atan2(10, 70)), abs=1e-9)
+
+    def test_degenerate_rim_gives_no_axis(self):
+        seen = {k: MUG[k] for k in ("handle_top", "handle_outer", "rim_front", "rim_back")}
+        assert estimate_handle_frame(dict(seen, rim_back=MUG["rim_front"] + [0.001, 0, 0])) is None
+        # handle points on the rim line: no direction out of it
+        assert estimate_handle_frame(dict(seen, handle_top=np.array([0.02, 0, 0.118]),
+                                          handle_outer=np.array([0.03, 0, 0.118]))) is None
 
     def test_degenerate_axis(self):
-        assert estimate_handle_frame(dict(MUG, handle_top=MUG["handle_bottom"] + [0, 0, 0.004])) is None
+        # ends closer than MIN_AXIS_LENGTH_M count as missing: no axis from the handle alone, the mug's up otherwise
+        collapsed = dict(MUG, handle_top=MUG["handle_bottom"] + [0, 0, 0.004])
+        assert estimate_handle_frame({k: collapsed[k] for k in ("handle_top", "handle_bottom", "handle_outer")}) is None
+        np.testing.assert_allclose(estimate_handle_frame(collapsed).axis, [0, 0, 1], atol=1e-12)
 
     def test_approach_fallbacks(self):
         handle = {k: MUG[k] for k in ("handle_top", "handle_bottom", "handle_outer")}
@@ -126,7 +180,7 @@ class TestEstimate:
         # rim_back alone (next to the handle) is not a centre
         assert estimate_handle_frame({**handle, "rim_back": MUG["rim_back"]}).approach is None
         # a centre on the handle axis gives no direction
-        assert estimate_handle_frame({**handle, "bottom_center": np.array([0.065, 0, -0.1])}).approach is None
+        assert estimate_handle_frame({**handle, "bottom_center": np.array([0.075, 0, -0.1])}).approach is None
 
     def test_rotation_without_approach_is_right_handed(self):
         f = HandleFrame(np.array([0.0, 0.0, 1.0]), np.array([0.0, -1.0, 0.0]), None)

@@ -18,16 +18,12 @@ import torch
 pytest.importorskip("rclpy", reason="ROS 2 wheels not installed")
 
 from dense_descriptor_ros.acf.pipeline import child_commands, main, pipeline_env  # noqa: E402
-from dense_descriptor_ros.matching.keypoints import annotate_keypoints, model_identity  # noqa: E402
+from dense_descriptor_ros.matching.keypoints import ReferenceKeypoints  # noqa: E402
 from dense_descriptor_ros.models import build_model  # noqa: E402
 from dense_descriptor_ros.models.config import ModelConfig  # noqa: E402
 from dense_descriptor_ros.runtime import DescriptorExtractor, ExtractorConfig, export_onnx  # noqa: E402
-from dense_descriptor_ros.sim.sequence import (  # noqa: E402
-    MUG_INSTANCE_ID,
-    SequenceConfig,
-    cached_sequence,
-    keypoint_truth,
-)
+from dense_descriptor_ros.sim.reference_keypoints import sequence_keypoints  # noqa: E402
+from dense_descriptor_ros.sim.sequence import SequenceConfig, cached_sequence  # noqa: E402
 
 from ..node.rosgraph import ros_env  # noqa: E402
 
@@ -46,10 +42,7 @@ def setup(tmp_path_factory):
     net = build_model(ModelConfig(name="lite", normalize=True, decoder_channels=16, width_mult=0.5)).eval()
     export_onnx(net, root / "m.onnx")
     ex = DescriptorExtractor.from_model(net, ExtractorConfig(warmup_iters=0))
-    pixels = {k.name: (float(k.uv[0]), float(k.uv[1])) for k in keypoint_truth(seq, 0, instance_id=MUG_INSTANCE_ID)
-              if k.visible}
-    annotate_keypoints(ex.extract(seq.rgb[0]), pixels, model_identity(ex.info), "mug", "frame0.png") \
-        .save(root / "kp.json")
+    sequence_keypoints(ex, seq, 0).save(root / "kp.json")
     (root / "corrupt.onnx").write_bytes(b"\x08\x07 this is not a protobuf" * 10)
     return root
 
@@ -80,6 +73,21 @@ def test_pipeline_runs_camera_node_and_consumer(setup):
     rows = list(csv.DictReader(open(out / "acf_errors.csv")))
     assert len(rows) == s["frames"] and {int(x["frame_index"]) for x in rows} <= set(range(20))
     assert (out / "ground_truth.json").is_file() and (out / "acf_errors.png").is_file()
+
+
+def test_first_frame_keypoints_are_annotated_on_the_camera_s_own_sequence(setup):
+    """--keypoints first-frame: the mug's keypoints annotated in frame 0 of the very sequence the camera then
+    publishes (loaded from the cache, not rendered again), and the node runs with them."""
+    out = setup / "out_first_frame"
+    r = subprocess.run(pipeline(setup, "--out", str(out), "--keypoints", "first-frame"), env=ros_env(DOMAIN),
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    kp = ReferenceKeypoints.load(out / "mug_keypoints_first_frame.json")
+    assert f"keypoints: {len(kp.names)} of the mug annotated in frame 0" in r.stdout
+    assert kp.names == ReferenceKeypoints.load(setup / "kp.json").names
+    assert "[camera] loaded 20 frames" in r.stdout  # the same sequence config as the camera's
+    s = json.loads((out / "acf_summary.json").read_text())["summary"]
+    assert s["frames_evaluated"] == s["frames_with_estimate"] >= 1
 
 
 def test_a_node_that_cannot_load_its_model_fails_the_pipeline(setup):
@@ -126,6 +134,8 @@ def test_bad_arguments_are_refused_before_anything_starts(setup, tmp_path, capsy
     assert "--keypoints is needed with --model" in capsys.readouterr().err
     assert main(["--model", str(tmp_path / "none.onnx"), "--keypoints", str(setup / "kp.json")]) == 2
     assert "none.onnx does not exist" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path / "none.onnx"), "--keypoints", "first-frame"]) == 2
+    assert "none.onnx does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--node-param", "resolution"])
     assert "expected NAME:=VALUE" in capsys.readouterr().err
@@ -156,3 +166,13 @@ def test_child_commands_and_environment(setup, tmp_path):
     assert env["FASTDDS_DEFAULT_PROFILES_FILE"].endswith("launch/fastdds_large_messages.xml")
     kept = pipeline_env(None, base={"FASTDDS_DEFAULT_PROFILES_FILE": "/my.xml", "ROS_DOMAIN_ID": "3"})
     assert kept["FASTDDS_DEFAULT_PROFILES_FILE"] == "/my.xml" and kept["ROS_DOMAIN_ID"] == "3"
+
+
+def test_first_frame_annotation_uses_the_node_s_processing_resolution():
+    """The keypoints are annotated at the resolution the node will process at, after --node-param overrides."""
+    from dense_descriptor_ros.acf.pipeline import _processing_resolution
+    from dense_descriptor_ros.node.params import NodeSettings
+
+    assert _processing_resolution([]) == tuple(NodeSettings().resolution)
+    assert _processing_resolution(["device:=cuda", "resolution:=[160, 120]"]) == (160, 120)
+    assert _processing_resolution(["resolution:=[160,120]", "resolution:=[0,0]"]) == (0, 0)  # the last one wins

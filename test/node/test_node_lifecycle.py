@@ -120,3 +120,25 @@ def test_no_autostart_waits_unconfigured(probe, model_files):  # noqa: F811
         assert probe.lifecycle_state() == "inactive"
     finally:
         node.stop()
+
+
+def test_integers_for_float_parameters_and_wrong_types(probe, model_files):  # noqa: F811
+    """`-p keypoint_min_confidence:=0` is an integer to ROS: the node takes it as 0.0 (at start and live); a
+    string for a number is a clear error, not a traceback."""
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", "keypoint_min_confidence:=0",
+                      "-p", "depth_max:=5")
+    try:
+        node.wait_for_line("active:", timeout=60)
+        assert "Traceback" not in node.output
+        frames_until_descriptors(probe)
+        assert probe.set_parameters({"keypoint_min_confidence": 1})[0].successful  # live, an integer again
+        refused = probe.set_parameters({"keypoint_min_confidence": "high"})[0]
+        assert not refused.successful and "keypoint_min_confidence must be float" in refused.reason
+    finally:
+        node.stop()
+    bad = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", "depth_max:=far")
+    try:
+        assert bad.proc.wait(60) == 2
+        assert "parameter depth_max must be float, got 'far'" in bad.output and "Traceback" not in bad.output
+    finally:
+        bad.stop()

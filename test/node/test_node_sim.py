@@ -15,9 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from dense_descriptor_ros.matching.keypoints import ReferenceKeypoints, annotate_keypoints, model_identity
+from dense_descriptor_ros.matching.keypoints import ReferenceKeypoints
 from dense_descriptor_ros.runtime import DescriptorExtractor, ExtractorConfig
 from dense_descriptor_ros.runtime.model_files import default_model_path
+from dense_descriptor_ros.sim.reference_keypoints import sequence_keypoints
 from dense_descriptor_ros.sim.sequence import (
     MUG_INSTANCE_ID,
     SequenceConfig,
@@ -50,9 +51,7 @@ MAX_MEDIAN_CORR_3D_MM = 15.0
 def first_frame_keypoints(seq, model) -> ReferenceKeypoints:
     """This mug's visible ground-truth keypoints in frame 0, annotated with the model at 320x240."""
     ex = DescriptorExtractor.load(model, ExtractorConfig(num_threads=1, warmup_iters=0))
-    points = {t.name: tuple(t.uv) for t in keypoint_truth(seq, 0, instance_id=MUG_INSTANCE_ID) if t.visible}
-    assert len(points) >= 3
-    return annotate_keypoints(ex.extract(seq.rgb[0]), points, model_identity(ex.info), "mug", "sequence frame 0")
+    return sequence_keypoints(ex, seq, 0, min_visible=3)
 
 
 def frame_index(stamp) -> int:

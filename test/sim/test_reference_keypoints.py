@@ -13,6 +13,7 @@ from dense_descriptor_ros.cli import main as cli_main
 from dense_descriptor_ros.matching import LocatedKeypoints, ModelMismatchError, ReferenceKeypoints, locate_keypoints
 from dense_descriptor_ros.models import save_model
 from dense_descriptor_ros.runtime.extractor import DescriptorExtractor, ExtractorConfig
+from dense_descriptor_ros.runtime.model_files import default_model_path
 from dense_descriptor_ros.sim.format import read_view
 from dense_descriptor_ros.sim.generator import GenerateConfig, generate
 from dense_descriptor_ros.sim.reference_keypoints import (
@@ -20,7 +21,9 @@ from dense_descriptor_ros.sim.reference_keypoints import (
     keypoint_transfer_errors,
     match_ground_truth,
     select_reference_views,
+    sequence_keypoints,
 )
+from dense_descriptor_ros.sim.sequence import MUG_INSTANCE_ID, SequenceConfig, cached_sequence, keypoint_truth
 
 from ..runtime.tiny import tiny_model
 
@@ -352,3 +355,38 @@ class TestCommand:
             args[k] = v.replace("MISSING", str(tmp_path / "missing")).replace("EMPTY", str(tmp_path))
         with pytest.raises(SystemExit, match=message):
             self.main(["keypoints", "from-sim", *[x for kv in args.items() for x in kv]])
+
+
+@pytest.fixture(scope="module")
+def mug_sequence(tmp_path_factory):
+    return cached_sequence(SequenceConfig(size=(160, 120), frames=2, seed=1), tmp_path_factory.mktemp("seq"))
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped model: a random one's descriptors are not distinctive enough to find a point again."""
+    return DescriptorExtractor.load(default_model_path("onnx"), ExtractorConfig(num_threads=1, warmup_iters=0))
+
+
+class TestSequenceKeypoints:
+    """Instance-level keypoints of a rendered sequence's mug, annotated in one frame (`--keypoints first-frame`)."""
+
+    def test_the_visible_keypoints_of_the_mug_located_where_they_were_annotated(self, shipped, mug_sequence):
+        seq = mug_sequence
+        ref = sequence_keypoints(shipped, seq, 0)
+        truth = {t.name: t.uv for t in keypoint_truth(seq, 0, instance_id=MUG_INSTANCE_ID) if t.visible}
+        assert ref.names == list(truth) and len(truth) >= 2 and ref.category == "mug"
+        assert ref.model_id == shipped.info.model_id and "frame 0" in ref.notes
+        assert all(s[0]["uv"] == pytest.approx(list(truth[n])) for n, s in zip(ref.names, ref.sources, strict=True))
+        # in the frame it was annotated in, each descriptor's best match is its own pixel (to a map cell)
+        loc = locate_keypoints(ref, shipped(seq.rgb[0]), min_confidence=0.0)
+        err = np.linalg.norm(loc.uv - np.array([truth[n] for n in ref.names]), axis=1)
+        assert np.median(err) <= shipped.info.stride, err
+
+    def test_unusable_frames_and_objects_are_clear_errors(self, extractor, mug_sequence):
+        with pytest.raises(ValueError, match="at least 99 are needed"):
+            sequence_keypoints(extractor, mug_sequence, 0, min_visible=99)
+        with pytest.raises(ValueError, match="no object 42"):
+            sequence_keypoints(extractor, mug_sequence, 0, instance_id=42)
+        with pytest.raises(IndexError, match="out of range"):
+            sequence_keypoints(extractor, mug_sequence, 5)

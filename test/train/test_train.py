@@ -16,7 +16,7 @@ import torch
 
 from dense_descriptor_ros.config import load_config
 from dense_descriptor_ros.data import ImageFolderPairs, collate_pairs
-from dense_descriptor_ros.models import build_model
+from dense_descriptor_ros.models import build_model, load_model
 from dense_descriptor_ros.train import TrainConfig, build_loss_from_config, load_checkpoint, train
 
 from ..conftest import tiny_overrides
@@ -102,6 +102,32 @@ class TestRun:
         assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
         ckpt = load_checkpoint(tmp_path)
         assert ckpt["train_config"]["steps"] == 4 and ckpt["step"] == res.step
+
+    def test_init_from_starts_from_the_saved_weights(self, image_dir, tmp_path):
+        train(tiny_cfg(image_dir, None, tmp_path / "a", steps=3, extra=["seed=3"]), progress=False)
+        src = tmp_path / "a" / "model.safetensors"
+        saved = dict(load_model(src).named_parameters())
+
+        def params_after(*extra):
+            # lr 0: the weights the run starts from are the weights it ends with
+            train(tiny_cfg(image_dir, None, tmp_path / "b", steps=1, extra=["optim.lr=0", *extra]), progress=False)
+            return dict(load_model(tmp_path / "b" / "model.safetensors").named_parameters())
+
+        assert all(torch.equal(v, saved[k]) for k, v in params_after(f"init_from={src}").items())
+        assert not all(torch.equal(v, saved[k]) for k, v in params_after().items())
+        # a checkpoint works as well as a model file
+        ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
+        assert all(torch.equal(v, saved[k]) for k, v in params_after(f"init_from={ckpt}").items())
+
+    def test_init_from_another_architecture_or_no_file_is_a_clear_error(self, image_dir, tmp_path):
+        train(tiny_cfg(image_dir, None, tmp_path / "a", steps=1), progress=False)
+        src = tmp_path / "a" / "model.safetensors"
+        with pytest.raises(ValueError, match=r"architecture differs .*descriptor_dim: 16 in the file, 4 configured"):
+            train(tiny_cfg(image_dir, None, tmp_path / "b", steps=1,
+                           extra=[f"init_from={src}", "model.descriptor_dim=4"]), progress=False)
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            missing = tmp_path / "none.safetensors"
+            train(tiny_cfg(image_dir, None, tmp_path / "c", steps=1, extra=[f"init_from={missing}"]), progress=False)
 
     def test_pyramid_and_hard_negatives_and_accumulation(self, image_dir, tmp_path):
         res = train(tiny_cfg(image_dir, None, tmp_path, steps=2,
