@@ -193,7 +193,9 @@ def first_frame_keypoints(args: argparse.Namespace, out_dir: Path) -> tuple[Path
                           log=lambda line: print(f"{PROG}: {line}", flush=True))
     model = args.model or default_model_path(args.backend)
     res = _processing_resolution(args.node_param)
-    ex = DescriptorExtractor.load(model, ExtractorConfig(resolution=res, warmup_iters=0))
+    # one thread, no spinning: the camera, node and consumer need the cores next (the session goes at return)
+    ex = DescriptorExtractor.load(model, ExtractorConfig(resolution=res, num_threads=1, allow_spinning=False,
+                                                         warmup_iters=0))
     ref = sequence_keypoints(ex, seq, 0)
     path = out_dir / FIRST_FRAME_FILE
     ref.save(path)

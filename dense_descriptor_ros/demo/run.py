@@ -134,10 +134,13 @@ def run(args: argparse.Namespace) -> int:
                 from ..node.params import NodeSettings
                 from ..runtime.extractor import DescriptorExtractor, ExtractorConfig
 
+                # one thread, no spinning: the node, the recorder and the player need the cores next
                 ex = DescriptorExtractor.load(model, ExtractorConfig(resolution=NodeSettings().resolution,
+                                                                     num_threads=1, allow_spinning=False,
                                                                      warmup_iters=0))
                 keypoints = out / "mug_keypoints_first_frame.json"
                 first_frame_keypoints(ex, args.bag, gt).save(keypoints)
+                del ex
             recorded = out / f"outputs_{name}"
             _record_pass(args, model, keypoints, recorded, env)
             summaries[name], data = score(args.bag, recorded, gt)
