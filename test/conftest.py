@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+
+# A suite started as a background job of a non-interactive shell (`make test &`, nohup) inherits SIGINT ignored,
+# and so does every process it starts: Python then installs no KeyboardInterrupt handler in them, and the tests,
+# which stop their ROS processes with SIGINT as Ctrl-C would, wait 10 s and kill them. A handler here is reset
+# to the default in each child at exec, so the children get Ctrl-C semantics back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def textured_image(rng: np.random.Generator, h: int = 120, w: int = 160) -> np.ndarray:
