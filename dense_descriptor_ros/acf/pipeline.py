@@ -19,22 +19,28 @@ forwarded in order (camera, consumer, node). Their output is shown prefixed with
 status is 0 when every child exited cleanly, 1 when one failed (or the node could not load its model),
 2 for bad arguments, 130 after Ctrl-C or SIGTERM.
 
-Nothing here imports rclpy: this is process supervision only.
+Nothing here imports rclpy: this is process supervision, plus (--keypoints first-frame) writing the keypoint
+file the node starts with.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cli_args import int_at_least, number_in, size_wh
 from ..launcher import Child, pipeline_env, profile_path, start_child
 from .handle_frame import FILTER_METHODS
+
+if TYPE_CHECKING:
+    from ..node.params import NodeSettings
 
 __all__ = ["register_pipeline", "register", "run_pipeline", "main", "child_commands", "pipeline_env", "profile_path",
            "PROG", "NODE_FAILURES"]
@@ -162,44 +168,47 @@ def _check_model(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _processing_resolution(node_params: list[str]) -> tuple[int, int]:
-    """The node's processing resolution (W, H) after the --node-param overrides."""
+def node_settings(args: argparse.Namespace) -> NodeSettings:
+    """The descriptor node's settings as this command configures it (--backend, then the --node-param values).
+
+    Raises ValueError for a parameter the node does not have or a bad value, as the node would."""
     import yaml
 
     from ..node.params import NodeSettings
 
-    res = NodeSettings().resolution
-    for prm in node_params:
+    values = {"backend": args.backend}
+    for prm in args.node_param:
         name, _, value = prm.partition(":=")
-        if name == "resolution":
-            res = tuple(yaml.safe_load(value))
-    return int(res[0]), int(res[1])
+        values[name] = yaml.safe_load(value)
+    return NodeSettings.from_params(values)
 
 
 def first_frame_keypoints(args: argparse.Namespace, out_dir: Path) -> tuple[Path, str]:
-    """Annotate the sequence's mug in its first frame with the node's model and resolution (--keypoints
-    first-frame). The sequence is rendered (and cached) here if needed, so the camera then loads it.
+    """Annotate the sequence's mug in its first frame as the node will see it (its model, backend and processing
+    resolution; --keypoints first-frame). The sequence is rendered (and cached) here if needed, so the camera
+    then loads it.
 
     Returns the keypoint file and a line saying what it holds. Raises ValueError (or OSError) when it cannot.
     """
-    from ..runtime.extractor import DescriptorExtractor, ExtractorConfig
+    from ..runtime.extractor import DescriptorExtractor
     from ..runtime.model_files import default_model_path
     from ..sim.camera_cli import default_cache_dir
     from ..sim.reference_keypoints import sequence_keypoints
     from ..sim.sequence import SequenceConfig, cached_sequence
 
+    settings = node_settings(args)
     cfg = SequenceConfig(size=tuple(args.size), frames=args.sequence_frames, seed=args.seed)
     seq = cached_sequence(cfg, (args.cache or default_cache_dir()) / "sim_sequences",
                           log=lambda line: print(f"{PROG}: {line}", flush=True))
     model = args.model or default_model_path(args.backend)
-    res = _processing_resolution(args.node_param)
-    # one thread, no spinning: the camera, node and consumer need the cores next (the session goes at return)
-    ex = DescriptorExtractor.load(model, ExtractorConfig(resolution=res, num_threads=1, allow_spinning=False,
-                                                         warmup_iters=0))
+    # the node's inference settings (no spinning threads: the camera, node and consumer need the cores next;
+    # the session goes at return)
+    ex = DescriptorExtractor.load(model, dataclasses.replace(settings.extractor_config(), warmup_iters=0))
     ref = sequence_keypoints(ex, seq, 0)
     path = out_dir / FIRST_FRAME_FILE
     ref.save(path)
-    size = f"{res[0]}x{res[1]}" if any(res) else "the camera's size"
+    w, h = settings.resolution
+    size = f"{w}x{h}" if w else "the camera's size"
     return path, (f"keypoints: {len(ref.names)} of the mug annotated in frame 0 ({', '.join(ref.names)}) at "
                   f"{size}, written to {path}")
 

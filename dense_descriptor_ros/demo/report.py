@@ -17,7 +17,7 @@ import numpy as np
 
 from ..acf.handle_frame import estimate_handle_frame, frame_errors, truth_handle_frame
 from ..bag.io import BagReader
-from ..matching.keypoints import ReferenceKeypoints, annotate_keypoints, model_identity
+from ..matching.keypoints import ReferenceKeypoints
 from ..ros_core import image_to_rgb
 from ..ros_core.sync import stamp_to_ns
 from .run import OUTPUT_TOPICS
@@ -184,8 +184,10 @@ def _handle_frame_errors(keypoints: dict[int, Any], gt: dict[str, Any], T_wc: np
 
 
 def first_frame_keypoints(extractor: DescriptorExtractor, played: Path, ground_truth: Path) -> ReferenceKeypoints:
-    """The mug's keypoints visible in the bag's first frame, annotated at their ground-truth pixels on the
-    extractor's descriptors of that frame: what a robot shown the object once would track."""
+    """The mug's keypoints visible in the bag's first frame, annotated at their ground-truth pixels
+    (`sim.reference_keypoints.frame_keypoints`): what a robot shown the object once would track."""
+    from ..sim.reference_keypoints import frame_keypoints
+
     gt = json.loads(Path(ground_truth).read_text())
     topic = gt["recording"]["topics"]["color"]
     first = int(gt["recording"]["stamps_ns"][0])
@@ -193,13 +195,8 @@ def first_frame_keypoints(extractor: DescriptorExtractor, played: Path, ground_t
                None)
     if rgb is None:
         raise ValueError(f"{played} has no {topic} frame with the ground truth's first stamp")
-    mug = int(gt["mug_instance_id"])
-    points = {k["name"]: tuple(k["uv"]) for k in gt["keypoints"][0] if k["instance_id"] == mug and k["visible"]}
-    if not points:
-        raise ValueError("the first frame shows none of the mug's keypoints")
-    return annotate_keypoints(extractor.extract(rgb), points, model_identity(extractor.info), "mug",
-                              f"{played} frame 0", notes="the mug's visible keypoints in the bag's first frame, "
-                              "annotated at their ground-truth pixels")
+    return frame_keypoints(extractor, rgb, gt["keypoints"][0], int(gt["mug_instance_id"]), "mug",
+                           f"{played} frame 0", min_visible=1)
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:

@@ -17,6 +17,7 @@ and keypoints_category.png to --out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -132,12 +133,11 @@ def run(args: argparse.Namespace) -> int:
         for name, keypoints in passes.items():
             if keypoints == FIRST_FRAME:
                 from ..node.params import NodeSettings
-                from ..runtime.extractor import DescriptorExtractor, ExtractorConfig
+                from ..runtime.extractor import DescriptorExtractor
 
-                # one thread, no spinning: the node, the recorder and the player need the cores next
-                ex = DescriptorExtractor.load(model, ExtractorConfig(resolution=NodeSettings().resolution,
-                                                                     num_threads=1, allow_spinning=False,
-                                                                     warmup_iters=0))
+                # as the node (default parameters) will see the frames; its threads never spin
+                ex = DescriptorExtractor.load(model, dataclasses.replace(NodeSettings().extractor_config(),
+                                                                         warmup_iters=0))
                 keypoints = out / "mug_keypoints_first_frame.json"
                 first_frame_keypoints(ex, args.bag, gt).save(keypoints)
                 del ex

@@ -40,7 +40,7 @@ from ..matching.keypoints import (
 )
 from ..runtime.extractor import DescriptorExtractor
 from .format import SCENES_DIR, read_view, view_file
-from .sequence import MUG_INSTANCE_ID, keypoint_truth
+from .sequence import MUG_INSTANCE_ID, _check_frame
 from .sequence import Sequence as SimSequence
 
 #: pixel thresholds of the "within" fractions
@@ -160,14 +160,33 @@ def _resolution_text(extractor: DescriptorExtractor) -> str:
     return f"{w}x{h}" if w else "the images' own size"
 
 
+def frame_keypoints(extractor: DescriptorExtractor, rgb: np.ndarray, truth: Sequence[Mapping[str, Any]],
+                    instance_id: int, category: str, image: str = "", min_visible: int = 2) -> ReferenceKeypoints:
+    """Instance-level keypoints: one object's ground-truth keypoints visible in a frame, annotated at their pixels
+    on the extractor's descriptor map of that frame (`annotate_keypoints`). With these the node tracks this very
+    object; the category-level file (`build_reference_keypoints`) must transfer to unseen instances instead.
+
+    Args:
+        rgb: (H, W, 3) uint8 frame.
+        truth: the frame's keypoint dicts (name, uv, visible, instance_id), as a rendered sequence
+            (`Sequence.keypoints[frame]`) or a sample bag's ground_truth.json hold them.
+
+    Raises:
+        ValueError: fewer than `min_visible` keypoints of the object are visible.
+    """
+    points = {k["name"]: (float(k["uv"][0]), float(k["uv"][1])) for k in truth
+              if int(k["instance_id"]) == instance_id and k["visible"]}
+    if len(points) < min_visible:
+        raise ValueError(f"{image or 'the frame'} shows {len(points)} keypoint(s) of object {instance_id} "
+                         f"({', '.join(points) or 'none'}); at least {min_visible} are needed")
+    return annotate_keypoints(extractor.extract(rgb), points, model_identity(extractor.info), category, image,
+                              notes=f"the visible keypoints of object {instance_id} in {image or 'one frame'}, "
+                              f"annotated at their ground-truth pixels at {_resolution_text(extractor)}")
+
+
 def sequence_keypoints(extractor: DescriptorExtractor, seq: SimSequence, frame: int = 0,
                        instance_id: int = MUG_INSTANCE_ID, min_visible: int = 2) -> ReferenceKeypoints:
-    """Instance-level keypoints of one object of a rendered sequence (`sim.sequence`), annotated in one frame.
-
-    The object's ground-truth keypoints visible in `frame` are annotated at their pixels on the extractor's
-    descriptor map of that frame (`annotate_keypoints`). With these the node tracks this very object over
-    the rest of the sequence; the category-level file (`build_reference_keypoints`) must transfer to
-    unseen instances instead.
+    """`frame_keypoints` of one object of a rendered sequence (`sim.sequence`) in one of its frames.
 
     Raises:
         ValueError: no object `instance_id`, or fewer than `min_visible` of its keypoints are visible in the
@@ -177,15 +196,9 @@ def sequence_keypoints(extractor: DescriptorExtractor, seq: SimSequence, frame: 
     category = next((o["category"] for o in seq.objects if int(o["instance_id"]) == instance_id), None)
     if category is None:
         raise ValueError(f"the sequence has no object {instance_id} (it has {len(seq.objects)})")
-    truth = keypoint_truth(seq, frame, instance_id=instance_id)
-    points = {t.name: (float(t.uv[0]), float(t.uv[1])) for t in truth if t.visible}
-    if len(points) < min_visible:
-        raise ValueError(f"frame {frame} shows {len(points)} keypoint(s) of object {instance_id} "
-                         f"({', '.join(points) or 'none'}); at least {min_visible} are needed")
-    dmap = extractor.extract(seq.rgb[frame])
-    return annotate_keypoints(dmap, points, model_identity(extractor.info), category,
-                              f"sequence frame {frame}", notes=f"instance {instance_id} of a rendered sequence, "
-                              f"annotated in frame {frame} at {_resolution_text(extractor)}")
+    frame = _check_frame(seq, frame)
+    return frame_keypoints(extractor, seq.rgb[frame], seq.keypoints[frame], instance_id, category,
+                           f"sequence frame {frame}", min_visible)
 
 
 def build_reference_keypoints(extractor: DescriptorExtractor, dataset_root: str | Path, category: str,

@@ -168,11 +168,21 @@ def test_child_commands_and_environment(setup, tmp_path):
     assert kept["FASTDDS_DEFAULT_PROFILES_FILE"] == "/my.xml" and kept["ROS_DOMAIN_ID"] == "3"
 
 
-def test_first_frame_annotation_uses_the_node_s_processing_resolution():
-    """The keypoints are annotated at the resolution the node will process at, after --node-param overrides."""
-    from dense_descriptor_ros.acf.pipeline import _processing_resolution
+def test_first_frame_annotation_uses_the_node_s_settings():
+    """The keypoints are annotated as the node will process the frames: --backend, then --node-param overrides."""
+    import argparse
+
+    from dense_descriptor_ros.acf.pipeline import node_settings
     from dense_descriptor_ros.node.params import NodeSettings
 
-    assert _processing_resolution([]) == tuple(NodeSettings().resolution)
-    assert _processing_resolution(["device:=cuda", "resolution:=[160, 120]"]) == (160, 120)
-    assert _processing_resolution(["resolution:=[160,120]", "resolution:=[0,0]"]) == (0, 0)  # the last one wins
+    def settings(*params: str, backend: str = "onnx") -> NodeSettings:
+        return node_settings(argparse.Namespace(backend=backend, node_param=list(params)))
+
+    assert settings().resolution == NodeSettings().resolution
+    s = settings("device:=cuda", "resolution:=[160, 120]", backend="torch")
+    assert s.resolution == (160, 120) and s.extractor_config().backend == "torch"
+    assert s.extractor_config().device == "cuda"
+    assert settings("resolution:=[160,120]", "resolution:=[0,0]").resolution == (0, 0)  # the last one wins
+    assert settings("keypoint_min_confidence:=0").keypoint_min_confidence == 0.0
+    with pytest.raises(ValueError, match="unknown parameters"):
+        settings("resolutoin:=[1,1]")
