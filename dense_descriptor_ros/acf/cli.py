@@ -8,6 +8,7 @@ camera and the descriptor node.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -97,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # rclpy chains SIGINT to Python's handler: it can land anywhere, even in __init__
         interrupted = True
     finally:
+        # Stopping now: a second Ctrl-C or a supervisor's SIGTERM (`dense-descriptor pipeline` sends one after a
+        # grace period) must not cut the summary short. Seen under load: an interrupt escaped this block and the
+        # consumer printed no summary.
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         if node is not None or interrupted:
             # interrupted before the node existed: no message was processed; summarise that all the same
             lines = node.finish(args.out) if node is not None else HandleFrameConsumer(opts).finish(args.out)
@@ -106,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in held.items():
+            if handler is not None:  # None: a handler not installed from Python (rclpy's), gone with shutdown
+                signal.signal(sig, handler)
     return 0
 
 
