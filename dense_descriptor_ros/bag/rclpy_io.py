@@ -23,12 +23,19 @@ def message_class(msgtype: str) -> Any | None:
         return None
 
 
+RELIABLE_REPLAY_DEPTH = 100  # > 3 s heartbeat period x 30 Hz
+
+
 def qos_from_recorded(recorded: list[Any], msgtype: str, topic: str, reliability: str = "auto") -> QoSProfile:
     """Publisher QoS for replaying a topic.
 
     reliability "auto": as the first recorded publisher offered it; without a record, best effort for
     sensor_msgs (what camera drivers offer and the node subscribes with) and reliable otherwise.
     Durability: transient local if it was recorded so (or for /tf_static), else volatile.
+    History: keep last, the recorded depth (10 without a record); a reliable publisher keeps at least
+    RELIABLE_REPLAY_DEPTH, so a subscriber that missed a message can still have it resent: Fast DDS
+    repairs a loss after a heartbeat (3 s by default), by which time a 30 Hz camera topic recorded with
+    depth 5 has overwritten it.
     """
     from rosbags.interfaces import QosDurability, QosReliability
 
@@ -42,6 +49,8 @@ def qos_from_recorded(recorded: list[Any], msgtype: str, topic: str, reliability
         reliable = reliability == "reliable"
     latched = (q is not None and q.durability == QosDurability.TRANSIENT_LOCAL) or topic.endswith("/tf_static")
     depth = max(int(q.depth), 1) if q is not None and q.depth else 10
+    if reliable:
+        depth = max(depth, RELIABLE_REPLAY_DEPTH)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=min(depth, 1000),
                       reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)

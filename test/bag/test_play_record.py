@@ -176,3 +176,25 @@ def test_play_and_record_start_without_torch():
     code = ("import sys, dense_descriptor_ros.bag.cli, dense_descriptor_ros.bag.play, dense_descriptor_ros.bag.record;"
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_replay_qos_follows_the_record_and_keeps_reliable_history_for_repairs():
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+
+    from dense_descriptor_ros.bag.io import qos_profile
+    from dense_descriptor_ros.bag.rclpy_io import RELIABLE_REPLAY_DEPTH, qos_from_recorded
+
+    camera = [qos_profile(reliable=False, depth=5)]  # as the sample bag records its sensor topics
+    q = qos_from_recorded(camera, "sensor_msgs/msg/Image", "/color/image_raw")
+    assert (q.reliability, q.depth, q.durability) == (ReliabilityPolicy.BEST_EFFORT, 5, DurabilityPolicy.VOLATILE)
+    # forced reliable: the recorded depth 5 would overwrite a lost frame before Fast DDS resends it
+    q = qos_from_recorded(camera, "sensor_msgs/msg/Image", "/color/image_raw", "reliable")
+    assert (q.reliability, q.depth) == (ReliabilityPolicy.RELIABLE, RELIABLE_REPLAY_DEPTH)
+    q = qos_from_recorded([qos_profile(reliable=True, depth=500, transient_local=True)], "std_msgs/msg/String", "/a")
+    assert (q.reliability, q.depth, q.durability) == (ReliabilityPolicy.RELIABLE, 500,
+                                                      DurabilityPolicy.TRANSIENT_LOCAL)
+    q = qos_from_recorded([], "sensor_msgs/msg/CameraInfo", "/tf_static")
+    assert (q.reliability, q.depth, q.durability) == (ReliabilityPolicy.BEST_EFFORT, 10,
+                                                      DurabilityPolicy.TRANSIENT_LOCAL)
+    q = qos_from_recorded([], "tf2_msgs/msg/TFMessage", "/tf", "auto")
+    assert (q.reliability, q.depth) == (ReliabilityPolicy.RELIABLE, RELIABLE_REPLAY_DEPTH)

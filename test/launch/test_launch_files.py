@@ -489,9 +489,12 @@ def call(srv_type, service, request):
     client = node.create_client(srv_type, service)
     if not client.wait_for_service(timeout_sec=30):
         sys.exit(f"no service {service}")
-    future = client.call_async(request)
-    rclpy.spin_until_future_complete(node, future, timeout_sec=10)
-    return future.result()
+    for _ in range(3):  # both services only read, so a reply lost to a slow match is asked for again
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(node, future, timeout_sec=10)
+        if future.result() is not None:
+            return future.result()
+    sys.exit(f"no reply from {service} in 3 calls")
 state = call(GetState, fq_name + "/get_state", GetState.Request()).current_state.label
 values = call(GetParameters, fq_name + "/get_parameters", GetParameters.Request(names=names)).values
 print(json.dumps({"state": state, "parameters": dict(zip(names, map(parameter_value_to_python, values)))}))

@@ -183,21 +183,28 @@ class Probe:
         elif rgb is not None:
             self.pub["color"].publish(self.Image(header=h, **rgb_to_image(rgb, color_encoding).to_kwargs("array")))
 
-    def call(self, srv_type, name: str, request, timeout: float = 15.0):
+    def call(self, srv_type, name: str, request, timeout: float = 15.0, attempts: int = 1):
+        """One service call; a read-only service may be given `attempts` > 1: a reply the server dropped
+        because our reply reader had not matched yet ("failed to send response (timeout)") is asked again."""
         client = self.node.create_client(srv_type, name)
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 raise AssertionError(f"service {name} not available")
-            future = client.call_async(request)
-            self.wait_for(future.done, timeout, f"a response from {name}")
-            return future.result()
+            for attempt in range(attempts):
+                future = client.call_async(request)
+                try:
+                    self.wait_for(future.done, timeout, f"a response from {name}")
+                    return future.result()
+                except AssertionError:
+                    if attempt == attempts - 1:
+                        raise
         finally:
             self.node.destroy_client(client)
 
     def lifecycle_state(self, node: str = NODE) -> str:
         from lifecycle_msgs.srv import GetState
 
-        return self.call(GetState, f"{node}/get_state", GetState.Request()).current_state.label
+        return self.call(GetState, f"{node}/get_state", GetState.Request(), attempts=3).current_state.label
 
     def transition(self, transition_id: int, node: str = NODE) -> bool:
         from lifecycle_msgs.msg import Transition
