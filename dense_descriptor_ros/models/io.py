@@ -48,6 +48,21 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         return dict(f.metadata() or {})
 
 
+def trained_steps(path: str | Path) -> int | None:
+    """Optimisation steps behind a model file, counting the stages it was initialised from (`init_from`):
+    metadata "steps_total" (older files: "step", the last stage only) of a .safetensors file, or
+    init_steps + step of a training checkpoint .pt; None when the file does not say."""
+    path = Path(path)
+    if path.suffix == ".pt":
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or "step" not in ckpt:
+            return None
+        return int(ckpt.get("init_steps", 0)) + int(ckpt["step"])
+    meta = read_metadata(path)
+    value = meta.get("steps_total", meta.get("step"))
+    return int(value) if value is not None else None
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> DescriptorNet:
     """Load a model saved by `save_model` (or a training checkpoint .pt) in eval mode."""
     path = Path(path)

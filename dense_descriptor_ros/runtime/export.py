@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..config import to_dict
-from ..models import DescriptorNet, ModelConfig, atomic_write, build_model, load_model, read_metadata
+from ..models import DescriptorNet, ModelConfig, atomic_write, build_model, load_model, read_metadata, trained_steps
 
 ONNX_FORMAT = "dense_descriptor_ros.onnx"
 ONNX_FORMAT_VERSION = "1"
@@ -84,7 +84,8 @@ def read_model_file(path: str | Path) -> tuple[DescriptorNet, dict[str, str]]:
             meta["train_config_hash"] = hashlib.sha256(blob).hexdigest()[:16]
     else:
         meta = read_metadata(path)
-    version = str(meta.get("version") or (f"step-{meta['step']}" if "step" in meta else "unknown"))
+    steps = trained_steps(path)
+    version = str(meta.get("version") or (f"step-{steps}" if steps is not None else "unknown"))
     return model, {"version": version, "train_config_hash": str(meta.get("train_config_hash", "unknown"))}
 
 

@@ -22,7 +22,7 @@ from ..config import config_hash, from_dict, save_yaml, to_dict
 from ..correspondence.sampling import mine_hard_negatives
 from ..data.base import PairDataset, PairItem, collate_pairs
 from ..eval.augment_pck import evaluate_pairs
-from ..models import DescriptorNet, ModelConfig, build_model, load_model, save_model
+from ..models import DescriptorNet, ModelConfig, build_model, load_model, save_model, trained_steps
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .datasets import build_train_dataset, build_val_items
@@ -182,10 +182,12 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
 
     start_step, history, best = 0, MetricHistory(), -math.inf
     bad_vals = 0
+    init_steps = 0  # steps of the stages before this one (init_from), for the saved models' steps_total
     if ckpt is None and cfg.init_from:
         net.load_state_dict(initial_weights(cfg.init_from, cfg.model))
+        init_steps = trained_steps(cfg.init_from) or 0
         if main:
-            log.info("weights initialised from %s", cfg.init_from)
+            log.info("weights initialised from %s (%d steps)", cfg.init_from, init_steps)
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -195,6 +197,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         history = MetricHistory(ckpt.get("history", []))
         best = float(ckpt.get("best_metric", -math.inf))
         bad_vals = int(ckpt.get("bad_validations", 0))
+        init_steps = int(ckpt.get("init_steps", 0))
 
     fwd: nn.Module = _TrainForward(net, cfg.loss.pyramid)
     if distributed:
@@ -227,7 +230,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         return {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "step": step, "train_config": to_dict(cfg), "model_config": to_dict(cfg.model),
                 "history": history.rows, "best_metric": best, "bad_validations": bad_vals,
-                "config_hash": config_hash(cfg)}
+                "config_hash": config_hash(cfg), "init_steps": init_steps}
 
     def describe_eval(x: torch.Tensor) -> torch.Tensor:
         return net.forward_native(x.to(device))
@@ -319,6 +322,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                     best, bad_vals = metric, 0
                     save_model(net, run_dir / "best.safetensors",
                                {"train_config_hash": config_hash(cfg), "step": str(step),
+                                "steps_total": str(init_steps + step),
                                 f"val_{cfg.early_stop_metric}": f"{metric:.4f}"})
                 else:
                     bad_vals += 1
@@ -343,7 +347,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
             print(f"stopped at step {step}; checkpoint saved. Continue with --resume {run_dir}")
         else:
             save_model(net, run_dir / "model.safetensors",
-                       {"train_config_hash": config_hash(cfg), "step": str(step)})
+                       {"train_config_hash": config_hash(cfg), "step": str(step),
+                        "steps_total": str(init_steps + step)})
         history.save(run_dir / "history.json")
         history.plot(run_dir / "history.png")
         writer.close()

@@ -16,7 +16,8 @@ import torch
 
 from dense_descriptor_ros.config import load_config
 from dense_descriptor_ros.data import ImageFolderPairs, collate_pairs
-from dense_descriptor_ros.models import build_model, load_model
+from dense_descriptor_ros.models import build_model, load_model, trained_steps
+from dense_descriptor_ros.runtime.export import read_model_file
 from dense_descriptor_ros.train import TrainConfig, build_loss_from_config, load_checkpoint, train
 
 from ..conftest import tiny_overrides
@@ -113,11 +114,18 @@ class TestRun:
             train(tiny_cfg(image_dir, None, tmp_path / "b", steps=1, extra=["optim.lr=0", *extra]), progress=False)
             return dict(load_model(tmp_path / "b" / "model.safetensors").named_parameters())
 
+        out = tmp_path / "b" / "model.safetensors"
         assert all(torch.equal(v, saved[k]) for k, v in params_after(f"init_from={src}").items())
+        # the saved model counts the steps of the stage it started from (3 + 1), and so does its version
+        assert (trained_steps(src), trained_steps(out)) == (3, 4)
+        assert trained_steps(tmp_path / "b" / "checkpoints" / "last.pt") == 4
+        assert read_model_file(out)[1]["version"] == "step-4"
         assert not all(torch.equal(v, saved[k]) for k, v in params_after().items())
+        assert trained_steps(out) == 1
         # a checkpoint works as well as a model file
         ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
         assert all(torch.equal(v, saved[k]) for k, v in params_after(f"init_from={ckpt}").items())
+        assert trained_steps(out) == 4
 
     def test_init_from_another_architecture_or_no_file_is_a_clear_error(self, image_dir, tmp_path):
         train(tiny_cfg(image_dir, None, tmp_path / "a", steps=1), progress=False)
