@@ -5,10 +5,11 @@
 #   .venv/bin/dense-descriptor sim generate --out data/sim_default --scenes 300 --views 6 --seed 0
 #   .venv/bin/dense-descriptor train --config config/train_default.yaml          # stage 1
 #   .venv/bin/dense-descriptor train --config config/train_default_stage2.yaml   # stage 2, from stage 1's weights
-#   scripts/package_default_model.sh runs/train_default_stage2
+#   .venv/bin/dense-descriptor train --config config/train_default_stage3.yaml   # stage 3, from stage 2's weights
+#   scripts/package_default_model.sh runs/train_default_stage3
 # EXTRA_MODELS adds more NAME=FILE models to the evaluation (e.g. the previous default, for the card).
 set -euo pipefail
-RUN=${1:-runs/train_default_stage2}
+RUN=${1:-runs/train_default_stage3}
 DATA=${DATA:-data/sim_default}
 OUT=models/default
 DD=.venv/bin/dense-descriptor
