@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+#: --keypoints value of `demo` and `pipeline`: annotate the tracked mug's own keypoints in the first frame
+FIRST_FRAME = "first-frame"
+#: where that keypoint file goes in the command's output folder
+FIRST_FRAME_FILE = "mug_keypoints_first_frame.json"
 
 
 def size_wh(text: str) -> tuple[int, int]:
@@ -50,3 +56,8 @@ def number_in(lo: float = 0.0, hi: float = float("inf"), lo_open: bool = False, 
             raise argparse.ArgumentTypeError(f"{name} must be {bound}{unit}, got {text}")
         return v
     return parse
+
+
+def keypoints_or_first_frame(text: str) -> Path | str:
+    """argparse type of --keypoints: a keypoint file, or FIRST_FRAME."""
+    return FIRST_FRAME if text == FIRST_FRAME else Path(text)

@@ -26,7 +26,6 @@ file the node starts with.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import signal
 import sys
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli_args import int_at_least, number_in, size_wh
+from ..cli_args import FIRST_FRAME, FIRST_FRAME_FILE, int_at_least, keypoints_or_first_frame, number_in, size_wh
 from ..launcher import Child, pipeline_env, profile_path, start_child
 from .handle_frame import FILTER_METHODS
 
@@ -54,10 +53,6 @@ CAMERA_STARTED = "publishing"
 #: imported from there: that module imports rclpy)
 KEYPOINTS_MATCHED = "keypoints publisher matched"
 GROUND_TRUTH_FILE = "ground_truth.json"
-#: --keypoints value: annotate the tracked mug's own keypoints in the sequence's first frame
-FIRST_FRAME = "first-frame"
-#: where that keypoint file goes in the output folder
-FIRST_FRAME_FILE = "mug_keypoints_first_frame.json"
 
 
 _positive_int = int_at_least(1)
@@ -69,10 +64,6 @@ def _node_param(text: str) -> str:
     if ":=" not in text or text.startswith(":="):
         raise argparse.ArgumentTypeError(f"expected NAME:=VALUE, got {text!r}")
     return text
-
-
-def _keypoints(text: str) -> Path | str:
-    return FIRST_FRAME if text == FIRST_FRAME else Path(text)
 
 
 def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -97,7 +88,7 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--cache", type=Path, default=None, help="sim cache folder (default: sim camera's)")
     p.add_argument("--model", type=Path, default=None,
                    help="model file for the node (default: the shipped models/default model)")
-    p.add_argument("--keypoints", type=_keypoints, default=None, metavar="FILE|first-frame",
+    p.add_argument("--keypoints", type=keypoints_or_first_frame, default=None, metavar="FILE|first-frame",
                    help="mug keypoint file of that model (default: the shipped category-level one, with the shipped "
                         f"model only), or {FIRST_FRAME}: this mug's own keypoints annotated with the model in the "
                         f"sequence's first frame (ground-truth pixels), written to OUT/{FIRST_FRAME_FILE}, so the "
@@ -203,7 +194,7 @@ def first_frame_keypoints(args: argparse.Namespace, out_dir: Path) -> tuple[Path
     model = args.model or default_model_path(args.backend)
     # the node's inference settings (no spinning threads: the camera, node and consumer need the cores next;
     # the session goes at return)
-    ex = DescriptorExtractor.load(model, dataclasses.replace(settings.extractor_config(), warmup_iters=0))
+    ex = DescriptorExtractor.load(model, settings.extractor_config(warmup_iters=0))
     ref = sequence_keypoints(ex, seq, 0)
     path = out_dir / FIRST_FRAME_FILE
     ref.save(path)

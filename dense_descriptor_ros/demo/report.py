@@ -228,20 +228,19 @@ def _pca_picture(frames: dict[int, np.ndarray], by: dict[str, dict[int, Any]], p
     return path
 
 
-def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = None,
-             keypoints_only: str | None = None) -> list[Path]:
-    """descriptors_pca.png, keypoints.png, correspondences.png (RGB images written as PNG); with
-    `keypoints_only`, only the keypoint picture, under that file name."""
-    out.mkdir(parents=True, exist_ok=True)
-    frames, by, gt = data["frames"], data["by"], data["gt"]
+def _picks(data: dict[str, Any]) -> tuple[list[int], tuple[int, ...]]:
+    """The frames the node processed, and the first, middle and last of them (the pictures' frames)."""
+    frames, by = data["frames"], data["by"]
     done = sorted(set(frames) & set(by["descriptors"]) & set(by["keypoints"]))
     if not done:
         raise ValueError("the node processed none of the played frames: nothing to draw")
-    picks = picks or tuple(done[int(round(q * (len(done) - 1)))] for q in (0.0, 0.5, 1.0))
-    written = []
-    if keypoints_only is None:
-        written.append(_pca_picture(frames, by, picks, out))
-    # keypoints: found (filled, named) and ground truth (ring)
+    return done, tuple(done[int(round(q * (len(done) - 1)))] for q in (0.0, 0.5, 1.0))
+
+
+def keypoints_picture(data: dict[str, Any], path: Path, picks: tuple[int, ...] | None = None) -> Path:
+    """The picked frames with the node's keypoints (filled, named) and the ground truth's (rings), as PNG."""
+    frames, by, gt = data["frames"], data["by"], data["gt"]
+    picks = picks or _picks(data)[1]
     tiles = []
     for i in picks:
         img = frames[i].copy()
@@ -256,37 +255,53 @@ def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = No
                 cv2.circle(img, p, 3, c, -1, cv2.LINE_AA)
                 cv2.putText(img, kp.name, (p[0] + 5, p[1] - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, c, 1, cv2.LINE_AA)
         tiles.append(_label(img, f"frame {i}: dots found, rings truth"))
-    written.append(out / (keypoints_only or "keypoints.png"))
-    cv2.imwrite(str(written[-1]), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
-    if keypoints_only is not None:
-        return written
-    # correspondences of the middle frame to its frame A, coloured by reprojection error
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.hstack(tiles), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _correspondence_picture(data: dict[str, Any], done: list[int], picks: tuple[int, ...], out: Path) -> Path | None:
+    """correspondences.png: the middle pick's correspondences to its frame A, coloured by reprojection error
+    against the true camera motion; None when no processed frame has correspondences."""
+    frames, by, gt = data["frames"], data["by"], data["gt"]
     b = next((i for i in (picks[1], *done) if i in by["correspondences"]), None)
-    if b is not None:
-        c = by["correspondences"][b]
-        a = next(i for i, s in enumerate(gt["recording"]["stamps_ns"]) if int(s) == stamp_to_ns(c.stamp_a))
-        n = len(c.scores)
-        ua = np.asarray(c.pixels_a, np.float64).reshape(n, 2)
-        ub = np.asarray(c.pixels_b, np.float64).reshape(n, 2)
-        valid = np.asarray(c.points_valid, bool)
-        pa = np.asarray(c.points_a, np.float64).reshape(n, 3)
-        T = np.linalg.inv(data["T_wc"][b]) @ data["T_wc"][a]
-        q = pa @ T[:3, :3].T + T[:3, 3]
-        K = data["K"]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            proj = q[:, :2] / q[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
-        err = np.where(valid, np.linalg.norm(proj - ub, axis=1), np.nan)
-        left, right = frames[a].copy(), frames[b].copy()
-        canvas = np.hstack([left, right])
-        w = left.shape[1]
-        for (xa, ya), (xb, yb), e in zip(ua, ub, err, strict=True):
-            col = (128, 128, 128) if not np.isfinite(e) else (0, 200, 0) if e < 2 else (255, 200, 0) if e < 5 \
-                else (255, 0, 0)
-            cv2.line(canvas, (int(xa), int(ya)), (int(xb) + w, int(yb)), col, 1, cv2.LINE_AA)
-        canvas = _label(canvas, f"frame {a} -> {b}: green < 2 px, yellow < 5 px, red worse, grey no depth")
-        written.append(out / "correspondences.png")
-        cv2.imwrite(str(written[-1]), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    return written
+    if b is None:
+        return None
+    c = by["correspondences"][b]
+    a = next(i for i, s in enumerate(gt["recording"]["stamps_ns"]) if int(s) == stamp_to_ns(c.stamp_a))
+    n = len(c.scores)
+    ua = np.asarray(c.pixels_a, np.float64).reshape(n, 2)
+    ub = np.asarray(c.pixels_b, np.float64).reshape(n, 2)
+    valid = np.asarray(c.points_valid, bool)
+    pa = np.asarray(c.points_a, np.float64).reshape(n, 3)
+    T = np.linalg.inv(data["T_wc"][b]) @ data["T_wc"][a]
+    q = pa @ T[:3, :3].T + T[:3, 3]
+    K = data["K"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        proj = q[:, :2] / q[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    err = np.where(valid, np.linalg.norm(proj - ub, axis=1), np.nan)
+    left, right = frames[a].copy(), frames[b].copy()
+    canvas = np.hstack([left, right])
+    w = left.shape[1]
+    for (xa, ya), (xb, yb), e in zip(ua, ub, err, strict=True):
+        col = (128, 128, 128) if not np.isfinite(e) else (0, 200, 0) if e < 2 else (255, 200, 0) if e < 5 \
+            else (255, 0, 0)
+        cv2.line(canvas, (int(xa), int(ya)), (int(xb) + w, int(yb)), col, 1, cv2.LINE_AA)
+    canvas = _label(canvas, f"frame {a} -> {b}: green < 2 px, yellow < 5 px, red worse, grey no depth")
+    path = out / "correspondences.png"
+    cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def pictures(data: dict[str, Any], out: Path, picks: tuple[int, ...] | None = None) -> list[Path]:
+    """descriptors_pca.png, keypoints.png, correspondences.png (RGB images written as PNG)."""
+    out.mkdir(parents=True, exist_ok=True)
+    done, default_picks = _picks(data)
+    picks = picks or default_picks
+    written = [_pca_picture(data["frames"], data["by"], picks, out),
+               keypoints_picture(data, out / "keypoints.png", picks)]
+    corr = _correspondence_picture(data, done, picks, out)
+    return written if corr is None else [*written, corr]
 
 
 def write_summary(summaries: dict[str, DemoSummary], out: Path) -> Path:

@@ -17,13 +17,13 @@ and keypoints_category.png to --out.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from ..cli_args import FIRST_FRAME, FIRST_FRAME_FILE, keypoints_or_first_frame
 from ..launcher import Child, pipeline_env, start_child
 from ..ros_core.topics import DIAGNOSTICS_TOPIC, output_topics
 
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ground-truth", type=Path, default=None,
                    help="its ground truth JSON (default: ground_truth.json in the bag folder)")
     p.add_argument("--model", type=Path, default=None, help="model (default: the shipped one)")
-    p.add_argument("--keypoints", type=_keypoints_arg, default=None, metavar="FILE|first-frame",
+    p.add_argument("--keypoints", type=keypoints_or_first_frame, default=None, metavar="FILE|first-frame",
                    help="one node run with this keypoint file, or first-frame: the mug's keypoints annotated in the "
                         "bag's first frame (default: two runs, first-frame and then the shipped mug keypoints)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1: 30 Hz)")
@@ -66,13 +66,6 @@ def _wait(child: Child, text: str, timeout: float) -> None:
         time.sleep(0.05)
     tail = "\n".join(child.lines[-15:])
     raise RuntimeError(f"{child.name} did not report {text!r}:\n{tail}")
-
-
-FIRST_FRAME = "first-frame"
-
-
-def _keypoints_arg(text: str) -> Path | str:
-    return FIRST_FRAME if text == FIRST_FRAME else Path(text)
 
 
 def _record_pass(args: argparse.Namespace, model: Path, keypoints: Path, recorded: Path, env: dict[str, str]) -> None:
@@ -125,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     domain = args.domain_id if args.domain_id is not None else 50 + os.getpid() % 50
     env = pipeline_env(domain)
     env.setdefault("OMP_NUM_THREADS", "1")
-    from .report import first_frame_keypoints, pictures, score, write_summary
+    from .report import first_frame_keypoints, keypoints_picture, pictures, score, write_summary
 
     t0 = time.monotonic()
     summaries, written = {}, []
@@ -136,16 +129,15 @@ def run(args: argparse.Namespace) -> int:
                 from ..runtime.extractor import DescriptorExtractor
 
                 # as the node (default parameters) will see the frames; its threads never spin
-                ex = DescriptorExtractor.load(model, dataclasses.replace(NodeSettings().extractor_config(),
-                                                                         warmup_iters=0))
-                keypoints = out / "mug_keypoints_first_frame.json"
+                ex = DescriptorExtractor.load(model, NodeSettings().extractor_config(warmup_iters=0))
+                keypoints = out / FIRST_FRAME_FILE
                 first_frame_keypoints(ex, args.bag, gt).save(keypoints)
                 del ex
             recorded = out / f"outputs_{name}"
             _record_pass(args, model, keypoints, recorded, env)
             summaries[name], data = score(args.bag, recorded, gt)
-            first = not written
-            written += pictures(data, out, keypoints_only=None if first else f"keypoints_{name}.png")
+            # the first run draws every picture, the others only their keypoints
+            written += [keypoints_picture(data, out / f"keypoints_{name}.png")] if written else pictures(data, out)
     except (RuntimeError, ValueError, OSError, KeyboardInterrupt) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1

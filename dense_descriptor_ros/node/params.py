@@ -111,13 +111,14 @@ class NodeSettings:
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(**{n: getattr(self, n) for n in LIVE})
 
-    def extractor_config(self) -> ExtractorConfig:
-        """Inference settings. Idle threads never spin: on a robot other processes share the cores."""
+    def extractor_config(self, warmup_iters: int = 2) -> ExtractorConfig:
+        """Inference settings. Idle threads never spin: on a robot other processes share the cores.
+        `warmup_iters` 0 for a one-off extractor (annotating keypoints before the node starts)."""
         return ExtractorConfig(backend="onnxruntime" if self.backend == "onnx" else "torch", device=self.device,
                                providers=("cuda", "cpu") if self.device.startswith("cuda") else ("cpu",),
                                on_fallback="error" if self.require_device else "warn",
                                num_threads=self.num_threads, allow_spinning=False, resolution=self.resolution,
-                               warmup_iters=2)
+                               warmup_iters=warmup_iters)
 
 
 def parameter_table() -> list[tuple[str, Any, str, tuple | None]]:
