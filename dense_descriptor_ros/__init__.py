@@ -1,7 +1,8 @@
 """dense_descriptor_ros: self-supervised dense visual descriptors for robot manipulation.
 
 Subpackages: models, losses, correspondence, data, train, eval, viz (learning half); runtime, matching,
-geometry, ros_core (deployment half). Only the node modules import rclpy.
+geometry, ros_core (deployment half). Only the ROS shells import rclpy: node/, bag/play, bag/record,
+bag/rclpy_io, sim/camera_node, sim/camera_cli, acf/consumer_node and acf/cli (inside its run function).
 """
 
 # The generated messages (dense_descriptor_ros.msg and their type support) can live in another folder

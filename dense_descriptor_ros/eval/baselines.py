@@ -150,4 +150,35 @@ def lab_descriptor(image: torch.Tensor) -> torch.Tensor:
     return kornia.color.rgb_to_lab(image.clamp(0.0, 1.0))
 
 
-__all__ = ["DenseRootSIFT", "orientation_histograms", "rgb_descriptor", "lab_descriptor"]
+class PretrainedHypercolumn(nn.Module):
+    """The untrained features of a pretrained encoder: every tap of `encoder` L2-normalised, bilinearly
+    resampled to the finest tap's stride and concatenated (a hypercolumn, Hariharan et al. 2015), then
+    L2-normalised again. For EfficientNet-Lite0 with ImageNet weights: blocks 2, 4 and 10 at stride 4, 176-D.
+    It shows what our self-supervised training adds to ImageNet features.
+
+    Shape:
+        (B, 3, H, W) float RGB in [0, 1] -> (B, sum(channels), ceil(H / s), ceil(W / s)), unit L2 norm,
+        s = the finest tap's stride.
+    """
+
+    def __init__(self, encoder: nn.Module, mean: tuple[float, float, float] = IMAGENET_MEAN,
+                 std: tuple[float, float, float] = IMAGENET_STD) -> None:
+        super().__init__()
+        self.encoder = encoder.eval()
+        self.stride = int(encoder.strides[0])
+        self.descriptor_dim = int(sum(encoder.channels))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        _check_image(image)
+        h, w = image.shape[-2:]
+        size = (-(-h // self.stride), -(-w // self.stride))
+        feats = self.encoder((image.float() - self.mean) / self.std)
+        # cell centres stay in place: the map convention ((j + 0.5) * stride - 0.5) at every level
+        cols = [F.interpolate(F.normalize(f, dim=1), size=size, mode="bilinear", align_corners=False)
+                if f.shape[-2:] != size else F.normalize(f, dim=1) for f in feats]
+        return F.normalize(torch.cat(cols, 1), dim=1)
+
+
+__all__ = ["PretrainedHypercolumn", "DenseRootSIFT", "orientation_histograms", "rgb_descriptor", "lab_descriptor"]

@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 from ..cli_args import int_at_least, size_hw
+from ..data.sample_images import BUILTIN_FOLDERS
 from ..models import ARCHITECTURES
 
-#: What `--baselines all` expands to: hand-made descriptors and every architecture at random init.
-ALL_BASELINES = ("rootsift", "rgb", "lab") + tuple(f"random:{a}" for a in ARCHITECTURES)
+#: What `--baselines all` expands to: hand-made descriptors, the untrained pretrained encoders and every
+#: architecture at random init.
+ALL_BASELINES = (("rootsift", "rgb", "lab") + tuple(f"pretrained:{n}" for n, a in ARCHITECTURES.items() if a.pretrained)
+                 + tuple(f"random:{a}" for a in ARCHITECTURES))
 
 
 _positive = int_at_least(1)
@@ -24,12 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="evaluate descriptors against baselines",
         description="Score trained models, baselines and randomly initialised architectures with the same "
                     "metric code on the same fixed, seeded pairs (synthetic cross-view, cross-instance and "
-                    "keypoint transfer; augmentations of held-out photos). Writes report.json, report.md, "
-                    "pairs.json, plots and visualisations to --out.")
+                    "keypoint transfer; augmentations of held-out photos; real photographs under viewpoint and "
+                    "illumination change and a real stereo pair with ground-truth disparity). Writes report.json, "
+                    "report.md, pairs.json, plots and visualisations to --out.")
     p.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE",
                    help="a trained model (.safetensors or checkpoint .pt); repeat for several")
     p.add_argument("--baselines", nargs="*", default=[], metavar="B",
-                   help="rootsift[:STRIDE], rgb, lab, random:<arch>[:D] (arch: " + ", ".join(ARCHITECTURES)
+                   help="rootsift[:STRIDE], rgb, lab, pretrained:<arch> (the untrained pretrained encoder's "
+                        "hypercolumn: pretrained:effnet_lite0), random:<arch>[:D] (arch: " + ", ".join(ARCHITECTURES)
                         + "), or 'all'")
     p.add_argument("--data", nargs="+", default=[], metavar="D",
                    help="synthetic dataset folders (from `sim generate`) and/or image folders "
@@ -73,7 +78,7 @@ def _split_sources(data: list[str]) -> tuple[str | None, str | None]:
                 raise ValueError(f"more than one synthetic dataset given ({synthetic}, {d}); "
                                  "evaluate them separately")
             synthetic = d
-        elif d in ("samples", "samples_heldout") or Path(d).is_dir():
+        elif d in BUILTIN_FOLDERS or Path(d).is_dir():
             if images is not None:
                 raise ValueError(f"more than one image folder given ({images}, {d}); "
                                  "evaluate them separately")
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .methods import MethodError, build_method
-    from .pairs import PairError, PairList, PairLoader, make_pair_list, open_synthetic
+    from .pairs import REAL_SETS, SYNTHETIC_SETS, PairError, PairList, PairLoader, make_pair_list, open_synthetic
     from .report import write_report
     from .runner import evaluate
 
@@ -115,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if args.pairs is not None:
             plist = PairList.load(args.pairs)
         else:
-            if synthetic is None and images is None:
+            if synthetic is None and images is None and not set(args.sets) & set(REAL_SETS):
                 return _fail("give --data (a synthetic dataset and/or an image folder) or --pairs")
             plist = make_pair_list(synthetic, images, args.pairs_per_set, args.points, args.seed, args.split,
                                    args.size, tuple(args.sets))
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                          "(too few scenes, objects or images?)")
         loader = PairLoader(plist, synthetic, images)
         part_names = None
-        if loader.synthetic is not None and any(p.set != "augment" for p in plist.pairs):
+        if loader.synthetic is not None and any(p.set in SYNTHETIC_SETS for p in plist.pairs):
             ds = open_synthetic(loader.synthetic, None)
             part_names = {p["id"]: f"{p['category']}/{p['name']}" for p in ds.meta["parts"] if p["id"]}
         args.out.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,11 @@ import torch.nn.functional as F
 
 from ..correspondence.pairs import check_shape
 from ..models import ARCHITECTURES, ModelConfig, build_model, load_model
-from .baselines import DenseRootSIFT, lab_descriptor, rgb_descriptor
+from .baselines import DenseRootSIFT, PretrainedHypercolumn, lab_descriptor, rgb_descriptor
 
-#: Baseline names `build_method` understands ("rootsift:<stride>" sets the grid stride, default 4).
-BASELINES = ("rootsift", "rgb", "lab")
+#: Baseline names `build_method` understands ("rootsift:<stride>" sets the grid stride, default 4;
+#: "pretrained:<arch>" the untrained hypercolumn of an architecture with pretrained weights).
+BASELINES = ("rootsift", "rgb", "lab", "pretrained")
 #: Seed of "random:<arch>" weights (fixed, so every run scores the same random network).
 RANDOM_SEED = 0
 
@@ -95,9 +96,28 @@ def random_method(arch: str, dim: int = 16, device: str | torch.device = "cpu",
     return _network_method(f"random:{arch}{suffix}", net, "random", {"seed": seed})
 
 
+def pretrained_method(arch: str, device: str | torch.device = "cpu") -> Method:
+    """The untrained pretrained encoder of `arch` as a hypercolumn descriptor ("pretrained:effnet_lite0")."""
+    if arch not in ARCHITECTURES or ARCHITECTURES[arch].pretrained is None:
+        with_weights = [n for n, a in ARCHITECTURES.items() if a.pretrained is not None]
+        raise MethodError(f"pretrained:{arch}: expected an architecture with pretrained weights "
+                          f"({', '.join(with_weights)})")
+    try:
+        net = build_model(ModelConfig(name=arch, pretrained=True))
+    except ImportError as e:
+        raise MethodError(str(e)) from None
+    hyper = PretrainedHypercolumn(net.encoder, net.config.mean, net.config.std).to(device).eval()
+    return Method(f"pretrained:{arch}", hyper, hyper.stride, hyper.descriptor_dim, True, "baseline",
+                  {"architecture": arch, "features": "untrained hypercolumn of every encoder tap",
+                   "weights": ARCHITECTURES[arch].pretrained_origin,
+                   "parameters": sum(p.numel() for p in hyper.parameters())})
+
+
 def baseline_method(name: str, device: str | torch.device = "cpu") -> Method:
-    """"rootsift[:stride]", "rgb" or "lab"."""
+    """"rootsift[:stride]", "rgb", "lab" or "pretrained:<arch>"."""
     base, _, arg = name.partition(":")
+    if base == "pretrained":
+        return pretrained_method(arg, device)
     if base == "rootsift":
         try:
             stride = int(arg) if arg else 4
@@ -157,8 +177,9 @@ def build_method(spec: str, device: str | torch.device = "cpu") -> Method:
     """A Method from a specification.
 
     "NAME=PATH" or "PATH" (a model file: .safetensors, .pt or .onnx), a baseline ("rootsift",
-    "rootsift:2", "rgb", "lab"), or "random:<arch>[:D]" (an architecture at random initialisation, D = 16
-    by default; the Dense Object Nets reference at its default dimension is "random:don_resnet34:3").
+    "rootsift:2", "rgb", "lab", "pretrained:effnet_lite0"), or "random:<arch>[:D]" (an architecture at random
+    initialisation, D = 16 by default; the Dense Object Nets reference at its default dimension is
+    "random:don_resnet34:3").
     """
     spec = spec.strip()
     if spec.startswith("random:"):
@@ -184,5 +205,5 @@ def build_method(spec: str, device: str | torch.device = "cpu") -> Method:
     return model_method(spec, None, device)
 
 
-__all__ = ["BASELINES", "RANDOM_SEED", "Method", "MethodError", "build_method", "baseline_method",
+__all__ = ["BASELINES", "RANDOM_SEED", "Method", "MethodError", "build_method", "baseline_method", "pretrained_method",
            "model_method", "onnx_method", "random_method"]

@@ -11,6 +11,9 @@ Four evaluation sets, so every method is scored on exactly the same pairs and qu
   the same semantic part) is reported beside the pixel errors.
 * ``keypoints``: named keypoints visible on both instances (cross-instance); errors in px and mm.
 * ``augment``: two augmentations of a held-out photograph (exact homography ground truth).
+* ``real_photo`` and ``real_stereo``: real images only (`eval/real_pairs.py`): held-out real photographs under
+  viewpoint-like homographies and illumination changes, and the Middlebury motorcycle stereo pair with its
+  ground-truth disparity. They need no --data: the images ship with installed packages.
 
 A `PairList` (JSON) holds references only (scene/view/instance or image file, plus a seed for the
 query points); `load_pair` turns one into an `EvalPair` with images, query points and ground truth.
@@ -30,8 +33,12 @@ from ..correspondence.pairs import check_shape
 from ..geometry.camera import backproject, invert_pose, transform_points, view_angle_deg
 from ..geometry.reprojection import reproject
 
-SETS = ("cross_view", "cross_instance", "keypoints", "augment")
+SETS = ("cross_view", "cross_instance", "keypoints", "augment", "real_photo", "real_stereo")
 SYNTHETIC_SETS = ("cross_view", "cross_instance", "keypoints")
+#: Sets of real images that ship with installed packages (no --data needed).
+REAL_SETS = ("real_photo", "real_stereo")
+#: The real photographs of the real_photo set (data.sample_images.REAL_HELDOUT).
+REAL_PHOTO_FOLDER = "real_heldout"
 #: Nearest canonical coordinate farther than this (canonical units: the body spans about [-1, 1]^2 x
 #: [0, 1], so 0.1 is a few millimetres on a mug) = no ground truth (the part is hidden in B).
 CANONICAL_TOL = 0.1
@@ -55,12 +62,14 @@ class PairSpec:
     scene_b: str = ""
     view_b: int = -1
     instance_b: int = 0
-    image: str = ""  # augment: image file relative to the image folder
+    image: str = ""  # augment / real_photo: image file relative to the image folder
 
     @property
     def id(self) -> str:
-        if self.set == "augment":
-            return f"augment/{self.image}#{self.seed}"
+        if self.set in ("augment", "real_photo"):
+            return f"{self.set}/{self.image}#{self.seed}"
+        if self.set == "real_stereo":
+            return f"real_stereo/motorcycle#{self.seed}"
         a = f"{self.scene_a}:{self.view_a}" + (f"/{self.instance_a}" if self.instance_a else "")
         b = f"{self.scene_b}:{self.view_b}" + (f"/{self.instance_b}" if self.instance_b else "")
         return f"{self.set}/{a}->{b}"
@@ -250,6 +259,7 @@ def make_pair_list(synthetic: str | Path | None = None, images: str | Path | Non
     Args:
         synthetic: a dataset folder from `sim generate` (cross_view, cross_instance, keypoints).
         images: an image folder, or "samples_heldout" for the held-out scikit-image photos (augment).
+            The real sets need neither: their images ship with installed packages.
         n_per_set: pairs per set. points: query points per subset (object / all pixels) and pair.
         split: scene split of the synthetic data ("test": held-out scenes of held-out instances), None = all.
         size: (H, W) of the augmentation views.
@@ -274,6 +284,12 @@ def make_pair_list(synthetic: str | Path | None = None, images: str | Path | Non
         files = _image_files(images)
         specs += [PairSpec("augment", _pair_seed(seed, "augment", i), image=files[i % len(files)])
                   for i in range(n_per_set)]
+    if "real_photo" in sets:
+        files = _image_files(REAL_PHOTO_FOLDER)
+        specs += [PairSpec("real_photo", _pair_seed(seed, "real_photo", i), image=files[i % len(files)])
+                  for i in range(n_per_set)]
+    if "real_stereo" in sets:
+        specs += [PairSpec("real_stereo", _pair_seed(seed, "real_stereo", i)) for i in range(n_per_set)]
     return PairList(specs, seed, points, split or "all", (int(size[0]), int(size[1])),
                     str(synthetic) if synthetic is not None else "",
                     str(images) if images is not None else "")
@@ -296,7 +312,7 @@ def open_synthetic(root: str | Path, split: str | None):
 
 
 def image_folder(images: str | Path) -> Path:
-    from ..train.datasets import resolve_image_dir
+    from ..data.sample_images import resolve_image_dir
 
     d = resolve_image_dir(str(images))
     if not d.is_dir():
@@ -345,6 +361,8 @@ class PairLoader:
         g = torch.Generator().manual_seed(spec.seed)
         if spec.set == "augment":
             return self._augment(spec, g)
+        if spec.set in REAL_SETS:
+            return self._real(spec, g)
         ds = self._dataset()
         try:
             va, vb = ds.view(spec.scene_a, spec.view_a), ds.view(spec.scene_b, spec.view_b)
@@ -429,11 +447,30 @@ class PairLoader:
                         torch.zeros(len(idx), dtype=torch.bool))
 
 
+    def _real(self, spec: PairSpec, g: torch.Generator) -> EvalPair:
+        from ..data.image_folder import load_rgb
+        from .real_pairs import CANVAS, photo_pair, stereo_pair
+
+        h, w = self.plist.size
+        if spec.set == "real_photo":
+            path = image_folder(REAL_PHOTO_FOLDER) / spec.image
+            canvas = load_rgb(path, (round(h * CANVAS), round(w * CANVAS)))
+            if canvas is None:
+                raise PairError(f"pair {spec.id}: cannot read {path}")
+            rp = photo_pair(canvas, (h, w), spec.seed)
+        else:
+            rp = stereo_pair((h, w), spec.seed)
+        idx = _sample(torch.from_numpy(rp.valid.reshape(-1)).nonzero()[:, 0], self.plist.points, g)
+        map_ab = torch.from_numpy(rp.map_ab.reshape(-1, 2))
+        return EvalPair(spec, _image(torch.from_numpy(rp.image_a)), _image(torch.from_numpy(rp.image_b)),
+                        _pixels(idx, w), map_ab[idx].float(), torch.zeros(len(idx), dtype=torch.bool))
+
+
 def load_pair(spec: PairSpec, plist: PairList, synthetic: str | Path | None = None,
               images: str | Path | None = None) -> EvalPair:
     """One EvalPair (see PairLoader to load many)."""
     return PairLoader(plist, synthetic, images)(spec)
 
 
-__all__ = ["SETS", "SYNTHETIC_SETS", "CANONICAL_TOL", "PairError", "PairSpec", "PairList", "EvalPair",
+__all__ = ["SETS", "SYNTHETIC_SETS", "REAL_SETS", "CANONICAL_TOL", "PairError", "PairSpec", "PairList", "EvalPair",
            "PairLoader", "load_pair", "make_pair_list", "open_synthetic", "image_folder"]

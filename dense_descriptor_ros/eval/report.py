@@ -26,7 +26,8 @@ from . import metrics as M
 from .runner import EvalResults
 
 SET_TITLES = {"cross_view": "cross-view", "cross_instance": "cross-instance",
-              "keypoints": "keypoint transfer", "augment": "augmentation"}
+              "keypoints": "keypoint transfer", "augment": "augmentation", "real_photo": "real photos",
+              "real_stereo": "real stereo"}
 #: Best matches drawn per correspondence overlay.
 OVERLAY_POINTS = 60
 
@@ -97,6 +98,8 @@ SUMMARY_COLUMNS = (
     ("keypoints err (mm)", ("sets", "keypoints", "object", "median_mm"), 1),
     ("augment PCK@3", ("sets", "augment", "all", "pck@3"), 3),
     ("augment AUC@25", ("sets", "augment", "all", "auc@25"), 3),
+    ("real photo PCK@3", ("sets", "real_photo", "all", "pck@3"), 3),
+    ("real stereo PCK@5", ("sets", "real_stereo", "all", "pck@5"), 3),
     ("eff. rank", ("health", "effective_rank"), 2),
 )
 SET_COLUMNS = (("n", "n", 0), ("PCK@1", "pck@1", 3), ("PCK@3", "pck@3", 3), ("PCK@5", "pck@5", 3),
@@ -132,7 +135,7 @@ def markdown_report(report: dict, figures: list[str] | None = None) -> str:
     rows = [[f"`{name}`", str(m["dim"]), str(m["stride"])] + [_fmt(_get(m, *c[1]), c[2]) for c in cols]
             for name, m in methods.items()]
     lines += _table(["method", "D", "stride"] + [c[0] for c in cols], rows)
-    set_names = [s for s in ("cross_view", "cross_instance", "keypoints", "augment")
+    set_names = [s for s in SET_TITLES
                  if any(s in m["sets"] for m in methods.values())]
     for s in set_names:
         for sub in ("object", "all"):

@@ -14,9 +14,9 @@ from .infonce import PixelInfoNCELoss
 from .pyramid import PyramidLoss
 from .simsiam import DenseSimSiamLoss, collapse_std
 
-LOSS_NAMES = ("contrastive", "triplet", "infonce", "dense_infonce", "simsiam")
-
-# name -> (class, arguments fixed by the name, arguments that name does not use)
+# The loss registry: name -> (class, arguments fixed by the name, arguments that name does not use). A new loss
+# is one module plus one line here (docs/extending.md); its constructor's arguments are read from the training
+# config's `loss` section by name (train/loop.py build_loss_from_config).
 _LOSSES: dict[str, tuple[type[nn.Module], dict[str, object], tuple[str, ...]]] = {
     "contrastive": (PixelwiseContrastiveLoss, {"mode": "hinge"}, ("triplet_margin",)),
     "triplet": (PixelwiseContrastiveLoss, {"mode": "triplet"},
@@ -26,6 +26,17 @@ _LOSSES: dict[str, tuple[type[nn.Module], dict[str, object], tuple[str, ...]]] =
     "dense_infonce": (DenseInfoNCELoss, {}, ()),
     "simsiam": (DenseSimSiamLoss, {}, ()),
 }
+LOSS_NAMES = tuple(_LOSSES)
+
+
+def loss_parameters(name: str) -> dict[str, bool]:
+    """The constructor arguments loss `name` takes (those the name fixes or does not use left out), each
+    with whether it is required (has no default)."""
+    if name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
+    cls, fixed, unused = _LOSSES[name]
+    return {p: v.default is inspect.Parameter.empty for p, v in inspect.signature(cls).parameters.items()
+            if p not in fixed and p not in unused}
 
 
 def build_loss(name: str, **kwargs: object) -> nn.Module:
@@ -36,8 +47,8 @@ def build_loss(name: str, **kwargs: object) -> nn.Module:
     """
     if name not in _LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
-    cls, fixed, unused = _LOSSES[name]
-    accepted = [p for p in inspect.signature(cls).parameters if p not in fixed and p not in unused]
+    cls, fixed, _ = _LOSSES[name]
+    accepted = list(loss_parameters(name))
     bad = sorted(set(kwargs) - set(accepted))
     if bad:
         raise ValueError(f"loss {name!r} does not take {', '.join(bad)}; it takes {', '.join(accepted)}")
@@ -49,4 +60,5 @@ def build_loss(name: str, **kwargs: object) -> nn.Module:
 
 
 __all__ = ["LOSS_NAMES", "CONTRASTIVE_MODES", "LossOutput", "PixelwiseContrastiveLoss", "PixelInfoNCELoss",
-           "DenseInfoNCELoss", "DenseSimSiamLoss", "PyramidLoss", "build_loss", "collapse_std"]
+           "DenseInfoNCELoss", "DenseSimSiamLoss", "PyramidLoss", "build_loss", "loss_parameters",
+           "collapse_std"]

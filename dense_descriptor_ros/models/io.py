@@ -84,6 +84,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Descript
         if meta.get("format") != "dense_descriptor_ros.model":
             raise ValueError(f"{path} has no dense_descriptor_ros model metadata")
         config = from_dict(ModelConfig, json.loads(meta["model_config"]))
-    model = build_model(config)
+    model = build_model(config, load_pretrained=False)  # the file's weights replace any pretrained ones
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -55,6 +55,10 @@ class MobileNetEncoder(nn.Module):
         self.channels = tuple(outs[1:])
         self.strides = (4, 8, 16)
 
+    def stage_modules(self) -> list[nn.Module]:
+        """The freezable units in input order: the stem (to stride 2), then each stage."""
+        return [self.stem, *self.stages]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
         feats = []

@@ -44,6 +44,10 @@ class ResNetEncoder(nn.Module):
         self.channels = CHANNELS
         self.strides = (4, 8, 16, 32) if output_stride == 32 else (4, 8, 8, 8)
 
+    def stage_modules(self) -> list[nn.Module]:
+        """The freezable units in input order: the stem, then layer1..layer4."""
+        return [self.stem, *self.layers]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
         feats = []

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..correspondence.augment import AugmentConfig
+from ..losses import LOSS_NAMES
 from ..models.config import ModelConfig
 
 
@@ -73,7 +74,8 @@ class LossConfig:
     # "contrastive" (Dense Object Nets hinge), "triplet", "infonce" (negatives: the other matches),
     # "dense_infonce" (negatives: every location of the other view) or "simsiam" (needs
     # model.predictor_hidden > 0).
-    name: Literal["contrastive", "triplet", "infonce", "dense_infonce", "simsiam"] = "dense_infonce"
+    # One of the loss registry's names (losses/__init__.py LOSS_NAMES).
+    name: str = "dense_infonce"
     # Hinge margin M of the non-match term (contrastive) or of the triplet.
     margin: float = 0.5
     # Weights of the match, masked non-match and background non-match terms (contrastive).
@@ -92,6 +94,10 @@ class LossConfig:
     pyramid: bool = False
     pyramid_weights: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
 
+    def __post_init__(self) -> None:
+        if self.name not in LOSS_NAMES:
+            raise ValueError(f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}")
+
 
 @dataclass
 class OptimConfig:
@@ -105,6 +111,23 @@ class OptimConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    # Learning-rate multiplier of the encoder's parameters (e.g. 0.1 to move pretrained weights slowly).
+    encoder_lr_mult: float = 1.0
+    # Keep the encoder's batch-norm statistics (running mean / variance) fixed: its BatchNorm layers stay in
+    # eval mode while training (small batches would otherwise overwrite pretrained statistics).
+    freeze_bn: bool = False
+    # Freeze the first N units of the encoder (stem, then blocks / stages in input order): no gradients.
+    freeze_stages: int = 0
+
+    def __post_init__(self) -> None:
+        if self.encoder_lr_mult < 0:
+            raise ValueError(f"encoder_lr_mult must be >= 0, got {self.encoder_lr_mult}")
+        if self.freeze_stages < 0:
+            raise ValueError(f"freeze_stages must be >= 0, got {self.freeze_stages}")
+
+
+@dataclass
 class TrainConfig:
     # Unit-length descriptors by default: the InfoNCE losses compare directions, and best-match search
     # (L2) on unit vectors then ranks exactly as the loss does.
@@ -112,6 +135,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # Fine-tuning a (pretrained) encoder: learning-rate multiplier, frozen batch norm, frozen early units.
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     # Start from the weights of this model file (.safetensors from `dense-descriptor train`, or a checkpoint
     # .pt) instead of random initialisation: fine-tuning, or a second training stage with a fresh learning-rate
     # schedule. Its architecture must equal `model`. Ignored by --resume (the checkpoint's weights win).

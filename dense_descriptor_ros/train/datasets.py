@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
 from ..data.base import PairDataset, PairItem
 from ..data.image_folder import ImageFolderPairs
-from ..data.sample_images import write_sample_images
+from ..data.sample_images import resolve_image_dir
 from .config import DataConfig
 
 VAL_SEED = 1_000_003  # validation pairs never share a seed with training pairs
-
-
-def sample_images_dir() -> Path:
-    """Where scikit-image's sample photos are written (created on first use)."""
-    base = Path(os.environ.get("DENSE_DESCRIPTOR_CACHE", Path.home() / ".cache" / "dense_descriptor_ros"))
-    return base / "sample_images"
-
-
-def resolve_image_dir(name: str) -> Path:
-    """'samples' / 'samples_heldout' -> the scikit-image photos; anything else is a folder path."""
-    if name in ("samples", "samples_heldout"):
-        train, heldout = write_sample_images(sample_images_dir())
-        return train if name == "samples" else heldout
-    return Path(name)
 
 
 class MixedPairs:

@@ -26,6 +26,7 @@ from ..models import DescriptorNet, ModelConfig, build_model, load_model, save_m
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .datasets import build_train_dataset, build_val_items
+from .finetune import freeze_encoder_stages, param_groups, set_train_mode
 from .monitor import MetricHistory, collapse_indicators, pca_panel
 from .sampler import KeyedBatchSampler
 
@@ -55,23 +56,28 @@ class _TrainForward(nn.Module):
         return self.net.forward_pyramid(x) if self.pyramid else self.net.forward_native(x)
 
 
+#: loss constructor argument -> the LossConfig field it is read from, where the names differ
+_LOSS_CONFIG_FIELDS = {"sigma": "target_sigma", "triplet_margin": "margin"}
+
+
 def build_loss_from_config(cfg: TrainConfig, net: DescriptorNet) -> nn.Module:
-    """The loss module named in the config, with its explicit hyperparameters."""
-    from ..losses import DenseInfoNCELoss, DenseSimSiamLoss, PixelInfoNCELoss, PixelwiseContrastiveLoss, PyramidLoss
+    """The loss the config names, built through the loss registry (losses.build_loss): every constructor
+    argument that `cfg.loss` has a field for is read from it by name (`predictor` is the network's SimSiam
+    predictor); the others keep their defaults, and a required one the config lacks is an error."""
+    from ..losses import PyramidLoss, build_loss, loss_parameters
 
     lc = cfg.loss
-    if lc.name in ("contrastive", "triplet"):
-        loss: nn.Module = PixelwiseContrastiveLoss(
-            margin=lc.margin, match_weight=lc.match_weight, masked_nonmatch_weight=lc.masked_nonmatch_weight,
-            background_nonmatch_weight=lc.background_nonmatch_weight,
-            scale_by_hard_negatives=lc.scale_by_hard_negatives,
-            mode="triplet" if lc.name == "triplet" else "hinge", triplet_margin=lc.margin)
-    elif lc.name == "infonce":
-        loss = PixelInfoNCELoss(temperature=lc.temperature)
-    elif lc.name == "dense_infonce":
-        loss = DenseInfoNCELoss(temperature=lc.temperature, sigma=lc.target_sigma)
-    else:
-        loss = DenseSimSiamLoss(predictor=net.predictor)
+    kwargs: dict[str, object] = {}
+    for arg, required in loss_parameters(lc.name).items():
+        field_name = _LOSS_CONFIG_FIELDS.get(arg, arg)
+        if arg == "predictor":
+            kwargs[arg] = net.predictor
+        elif hasattr(lc, field_name):
+            kwargs[arg] = getattr(lc, field_name)
+        elif required:
+            raise ValueError(f"loss {lc.name!r} needs {arg!r}, which the config's loss section lacks: "
+                             f"add a LossConfig field {field_name!r} (train/config.py)")
+    loss: nn.Module = build_loss(lc.name, **kwargs)
     if lc.pyramid:
         if net.levels < 2:
             raise ValueError(f"loss.pyramid needs a pyramid model (lite or fpn_*), not {net.config.name}")
@@ -90,8 +96,10 @@ def initial_weights(path: str | Path, model: ModelConfig) -> dict[str, torch.Ten
         ModelConfig fields are named).
     """
     src = load_model(path)
-    if to_dict(src.config) != to_dict(model):
-        a, b = to_dict(src.config), to_dict(model)
+    # `pretrained` says where the weights of a fresh network come from, not what the network is
+    a, b = to_dict(src.config), to_dict(model)
+    a.pop("pretrained"), b.pop("pretrained")
+    if a != b:
         diff = ", ".join(f"{k}: {a[k]!r} in the file, {b[k]!r} configured" for k in a if a[k] != b.get(k))
         raise ValueError(f"init_from {path}: the model's architecture differs from model ({diff})")
     return src.state_dict()
@@ -164,17 +172,21 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     if ckpt is not None:
         saved = from_dict(TrainConfig, ckpt["train_config"])
         # the pair stream and the model must be those of the interrupted run; only the length may change
-        for part in ("model", "data", "loss", "seed", "batch_size", "grad_accum"):
+        for part in ("model", "data", "loss", "finetune", "seed", "batch_size", "grad_accum"):
             if to_dict(getattr(saved, part)) != to_dict(getattr(cfg, part)):
                 raise ValueError(f"--resume: config section {part!r} differs from the checkpoint's; "
                                  "resume with the run's own config (saved as config.yaml in its directory)")
     run_dir = Path(cfg.out_dir)
     torch.manual_seed(cfg.seed)
     # channels_last: ~2x faster convolutions on CPU (measured on the lite model) and the layout GPUs prefer
-    net = build_model(cfg.model).to(device).to(memory_format=torch.channels_last)
+    # pretrained weights are read only for a fresh start: init_from and --resume replace them
+    fresh = ckpt is None and not cfg.init_from
+    net = build_model(cfg.model, load_pretrained=fresh).to(device).to(memory_format=torch.channels_last)
     loss_fn = build_loss_from_config(cfg, net).to(device)
-    params = list(net.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    frozen = freeze_encoder_stages(net, cfg.finetune.freeze_stages)
+    groups = param_groups(net, cfg.finetune)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     amp_dtype = None
     if device.type == "cuda" and cfg.amp != "none":
         amp_dtype = torch.float16 if cfg.amp == "fp16" else torch.bfloat16
@@ -239,21 +251,23 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         net.eval()
         with torch.no_grad():
             m = evaluate_pairs(describe_eval, val_items)
-        net.train()
+        set_train_mode(net, cfg.finetune.freeze_bn)
         return {f"val/{k}": v for k, v in m.items() if k.startswith("pck") or k == "median_px"}
 
     step = start_step
     interrupted = early_stopped = False
     bar = tqdm(total=cfg.steps, initial=start_step, desc="train", unit="step", disable=not (main and progress),
                dynamic_ncols=True)
-    net.train()
+    set_train_mode(net, cfg.finetune.freeze_bn)
+    if main and frozen:
+        log.info("finetune: %d encoder parameters frozen (%d units)", frozen, cfg.finetune.freeze_stages)
     it = iter(loader)
     t_last, pairs_seen = time.perf_counter(), 0
     with _StopFlag() as flag:
         while step < cfg.steps:
             lr = lr_at(step, cfg)
             for g in optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_mult", 1.0)  # checkpoints from before lr_mult have one group
             optimizer.zero_grad(set_to_none=True)
             parts_acc: dict[str, float] = {}
             loss_sum = 0.0

@@ -25,7 +25,8 @@ def test_lists_are_fixed_by_their_seed(sim_root, photo_dir, plist, tmp_path):
     again = make_pair_list(sim_root, photo_dir, n_per_set=3, points=60, seed=5, split="all", size=(96, 128))
     assert again == plist
     assert {s: len(v) for s, v in plist.by_set().items()} == {"cross_view": 3, "cross_instance": 3,
-                                                              "keypoints": 3, "augment": 3}
+                                                              "keypoints": 3, "augment": 3, "real_photo": 3,
+                                                              "real_stereo": 3}
     assert all(p.image != "corrupt.jpg" for p in plist.pairs)  # unreadable images are left out
     other = make_pair_list(sim_root, photo_dir, n_per_set=3, points=60, seed=6, split="all", size=(96, 128))
     assert [p.seed for p in other.pairs] != [p.seed for p in plist.pairs]

@@ -34,10 +34,10 @@ def test_report_files(report_dir):
     report = json.loads((report_dir / "report.json").read_text())
     assert list(report["methods"]) == ["rgb", "lab", "rootsift", "random:lite"]
     assert report["meta"]["pairs_per_set"] == {"cross_view": 2, "cross_instance": 2, "keypoints": 2,
-                                               "augment": 2}
+                                               "augment": 2, "real_photo": 2, "real_stereo": 2}
     lite = report["methods"]["random:lite"]
     assert lite["dim"] == 16 and lite["stride"] == 4 and lite["ms_per_frame"] > 0
-    assert set(lite["sets"]) == {"cross_view", "cross_instance", "keypoints", "augment"}
+    assert set(lite["sets"]) == {"cross_view", "cross_instance", "keypoints", "augment", "real_photo", "real_stereo"}
     assert set(lite["sets"]["cross_view"]) >= {"object", "all"}
     assert "all" not in lite["sets"]["cross_instance"]  # cross-instance points are all on the object
     cv = lite["sets"]["cross_view"]["object"]
@@ -77,7 +77,7 @@ def test_pair_list_reuse_scores_the_same_pairs(report_dir, tmp_path):
     (["--baselines", "sift"], "neither a model file nor a method name"),
     (["--baselines", "rgb:2"], "takes no argument"),
     (["--baselines", "rgb", "--data", "/no/such/folder"], "neither a synthetic dataset"),
-    (["--baselines", "rgb"], "give --data"),
+    (["--baselines", "rgb", "--sets", "cross_view"], "give --data"),
     (["--model", "/no/model.safetensors"], "neither a model file"),
 ])
 def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
