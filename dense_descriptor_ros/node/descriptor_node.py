@@ -60,6 +60,7 @@ CONSTRAINTS = {**dict.fromkeys(("map_stride", "correspondence_max", "sync_queue"
                "depth_window": "an odd integer >= 1",
                "resolution": "[width, height] > 0, or [0, 0]", "diagnostics_period": "> 0"}
 JUMP_BACK_S = 1.0  # a message this much older than the last frame means time went backwards: start again
+# (so do sync_queue stale messages in a row: a shorter step back, e.g. the 1 s sample bag played in a loop)
 THROTTLE_S = 5.0  # repeated input errors are logged at most once per this many seconds
 
 MESSAGE_TYPES = MessageTypes(Header=Header, Time=Time, Point=Point, DescriptorMap=ddr_msg.DescriptorMap,
@@ -280,9 +281,9 @@ class DescriptorNode(LifecycleNode):
             self._wake.set()
         if sync.stats.resets != self._resets_seen:
             self._resets_seen = sync.stats.resets
-            self._report("time_jump", f"time jumped backwards ({stream} stamp {stamp / 1e9:.3f} s is more than "
-                         f"{JUMP_BACK_S:g} s older than the last frame: a bag played in a loop, a restarted camera "
-                         "or simulator?): synchronisation and correspondences start again", "warning")
+            self._report("time_jump", f"time jumped backwards ({stream} stamp {stamp / 1e9:.3f} s is before the last "
+                         "frame's: a bag played in a loop, a restarted camera or simulator?): synchronisation and "
+                         "correspondences start again", "warning")
 
     def _on_info(self, msg: CameraInfo) -> None:
         with self._info_lock:

@@ -218,3 +218,37 @@ def test_shutdown_transition_ends_the_process(probe, model_files):  # noqa: F811
         assert "finalized" in node.output
     finally:
         node.stop()
+
+
+def test_a_bag_looping_with_its_own_clock(probe, model_files):  # noqa: F811
+    """The sample bag (1 s) played in a loop with /clock to a node with use_sim_time: every loop steps time back
+    0.97 s. The node warns, resets its synchronisation and goes on processing every loop (it went silent after
+    the first one), frame A of the correspondences is never later than frame B, and /diagnostics keeps its
+    period (it is on the steady clock)."""
+    from .rosgraph import CLI, REPO, Process, ros_env
+
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", "keypoints_file:=none",
+                      "-p", "use_sim_time:=true")
+    play = None
+    try:
+        node.wait_for_line("active:", timeout=60)
+        probe.clear()
+        # no /clock yet: ROS time stands at 0, and a ROS-time timer would never fire
+        probe.wait_for(lambda: len(probe.get("diagnostics")) >= 2, 10, "diagnostics before any /clock")
+        play = Process([*CLI, "bag", "play", str(REPO / "data_sample" / "sim_mug"), "--loop", "--clock",
+                        "--wait-subscribers", "1", "--topics", "/color/image_raw",
+                        "/aligned_depth_to_color/image_raw", "/color/camera_info", "--quiet"], ros_env(DOMAIN))
+        probe.wait_for(lambda: len({m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                                    for m in probe.get("descriptors")}) >= 20 and len(probe.get("descriptors")) >= 75,
+                       60, "outputs over more than two loops of the bag")
+        node.wait_for_line("time jumped backwards")
+        assert node.alive() and play.alive()
+        for msg in probe.get("correspondences"):
+            b = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            a = msg.stamp_a.sec * 10**9 + msg.stamp_a.nanosec
+            assert a <= b, f"frame A {a} is later than frame B {b}"
+        assert len(probe.get("diagnostics")) >= 2
+    finally:
+        if play is not None:
+            play.stop()
+        assert node.stop() == 0, node.output[-2000:]
