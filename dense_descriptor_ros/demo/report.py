@@ -49,10 +49,16 @@ class DemoSummary:
     handle_axis_deg_median: float = float("nan")
     handle_approach_deg_median: float = float("nan")
     per_keypoint: dict[str, dict[str, float]] = field(default_factory=dict)
+    # frames that arrived while the node was still busy with the one before (its last diagnostics'
+    # frames_dropped_busy): the node keeps only the newest frame, so a slow frame on a loaded machine costs the next
+    frames_dropped_busy: int = 0
 
     def lines(self) -> list[str]:
+        busy = self.frames_dropped_busy
         return [
-            f"frames: {self.frames_played} played, {self.frames_processed} processed by the node",
+            f"frames: {self.frames_played} played, {self.frames_processed} processed by the node"
+            + (f" ({busy} dropped: they came while the node was busy with the frame before, and a live node keeps "
+               "only the newest)" if busy else ""),
             f"node latency (inputs received -> outputs published): p50 {self.node_ms_p50:.1f} ms, "
             f"p95 {self.node_ms_p95:.1f} ms; inference p50 {self.inference_ms_p50:.1f} ms ({self.backend})",
             *self.keypoint_lines(),
@@ -151,6 +157,7 @@ def score(played: Path, recorded: Path, ground_truth: Path) -> tuple[DemoSummary
 
     summary = DemoSummary(
         frames_played=len(frames), frames_processed=len(by["descriptors"]),
+        frames_dropped_busy=int(num("frames_dropped_busy")) if np.isfinite(num("frames_dropped_busy")) else 0,
         node_ms_p50=num("node_ms_p50"), node_ms_p95=num("node_ms_p95"), inference_ms_p50=num("inference_ms_p50"),
         backend=diag.get("backend", "unknown"), keypoints_visible=visible, keypoints_found=found,
         keypoint_px_median=_nanmedian(px), keypoint_mm_median=_nanmedian(mm),

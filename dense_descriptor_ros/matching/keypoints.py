@@ -96,6 +96,8 @@ class ReferenceKeypoints:
     def load(cls, path: str | Path) -> ReferenceKeypoints:
         """Read a keypoint file; raises ValueError naming what is wrong with it."""
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory, not a keypoint file")
         if not path.is_file():
             raise FileNotFoundError(f"keypoint file {path} does not exist")
         try:
@@ -115,6 +117,9 @@ class ReferenceKeypoints:
                       notes=data.get("notes", ""))
         except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: missing or malformed field {e}") from e
+        bad = [n for n, d in zip(ref.names, ref.descriptors, strict=True) if not np.isfinite(d).all()]
+        if bad:  # JSON allows NaN and Infinity; one of them would make every distance NaN
+            raise ValueError(f"{path}: descriptors of {bad} are not finite (NaN or infinity)")
         if ref.descriptor_dim != data.get("descriptor_dim"):
             raise ValueError(f"{path}: descriptors have D={ref.descriptor_dim}, "
                              f"header says {data.get('descriptor_dim')}")

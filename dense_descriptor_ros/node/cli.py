@@ -20,11 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.lifecycle import TransitionCallbackReturn
 
     from .descriptor_node import DescriptorNode
+    from .spin import spin_until_done
 
     rclpy.init(args=["dense-descriptor", *getattr(args, "ros_args", [])])
     node = None
@@ -40,7 +43,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 node.get_logger().error("not configured; fix the parameters and configure again "
                                         "(lifecycle service ~/change_state)")
-        rclpy.spin(node)
+        if spin_until_done(node):  # the lifecycle shutdown transition: the node is finalized, the process ends
+            node.get_logger().info("finalized (shutdown transition): exiting")
+            t_end = time.monotonic() + 0.5  # the change_state reply and the transition event still go out
+            while time.monotonic() < t_end and rclpy.ok():
+                rclpy.spin_once(node, timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

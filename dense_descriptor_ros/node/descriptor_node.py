@@ -18,13 +18,15 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -32,7 +34,7 @@ from std_msgs.msg import Header
 from .. import msg as ddr_msg
 from ..matching.keypoints import ReferenceKeypoints
 from ..pipeline import FrameProcessor, Wanted
-from ..pipeline.inputs import DECODE_ERRORS, decode_frame, load_reference_keypoints
+from ..pipeline.inputs import DECODE_ERRORS, bad_input_reason, decode_frame, load_reference_keypoints
 from ..ros_core import rgb_to_image
 from ..ros_core.outputs import MessageTypes, correspondences_msg, descriptor_map_msg, keypoint_array_msg
 from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
@@ -50,6 +52,15 @@ from ..runtime.model_files import ModelFileError, probe_model, resolve_model_pat
 from .params import LIVE, NodeSettings, parameter_table
 from .stats import NodeStats, Throttle
 
+FLOAT_PARAMS = {name: default for name, default, *_ in parameter_table() if isinstance(default, float)}
+# What NodeSettings enforces beyond the type, described to parameter tools.
+CONSTRAINTS = {**dict.fromkeys(("map_stride", "correspondence_max", "sync_queue", "qos_depth"),
+                               "an integer >= 1"),
+               "keypoint_min_confidence": "0 to 1", "num_threads": "an integer >= 0",
+               "depth_window": "an odd integer >= 1",
+               "resolution": "[width, height] > 0, or [0, 0]", "diagnostics_period": "> 0"}
+JUMP_BACK_S = 1.0  # a message this much older than the last frame means time went backwards: start again
+# (so do sync_queue stale messages in a row: a shorter step back, e.g. the 1 s sample bag played in a loop)
 THROTTLE_S = 5.0  # repeated input errors are logged at most once per this many seconds
 
 MESSAGE_TYPES = MessageTypes(Header=Header, Time=Time, Point=Point, DescriptorMap=ddr_msg.DescriptorMap,
@@ -57,16 +68,21 @@ MESSAGE_TYPES = MessageTypes(Header=Header, Time=Time, Point=Point, DescriptorMa
                              Correspondences=ddr_msg.Correspondences, arrays="array")
 
 
-def _descriptor(name: str, default: Any, help: str, choices: tuple | None) -> ParameterDescriptor:
+def _descriptor(help: str, choices: tuple | None, constraints: str) -> ParameterDescriptor:
     text = help + (f" (one of: {', '.join(choices)})" if choices else "")
-    # Float parameters take any type here and NodeSettings checks them: `-p keypoint_min_confidence:=0`
-    # (an integer to ROS) then means 0.0 instead of failing rclpy's static typing with a traceback.
-    d = ParameterDescriptor(description=text, dynamic_typing=isinstance(default, float))
-    if name in ("map_stride", "correspondence_max", "depth_window", "sync_queue", "qos_depth"):
-        d.integer_range = [IntegerRange(from_value=1, to_value=1 << 16, step=1)]
-    elif name in ("keypoint_min_confidence",):
-        d.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]
-    return d
+    # Every parameter takes any type here and NodeSettings checks type and range, for the command line,
+    # params files and `ros2 param set` alike: rclpy's own typing and ranges would turn
+    # `-p map_stride:=abc` or `-p keypoint_min_confidence:=2.0` at start-up into a traceback. The ranges are
+    # still described for tools (additional_constraints).
+    return ParameterDescriptor(description=text, dynamic_typing=True, additional_constraints=constraints)
+
+
+def _as_declared(name: str, value: Any) -> Any:
+    """An integer given for a float parameter (`-p keypoint_min_confidence:=0`) stored as the float it means,
+    so that it reads back as 0.0."""
+    if name in FLOAT_PARAMS and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 class DescriptorNode(LifecycleNode):
@@ -76,14 +92,25 @@ class DescriptorNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         for name, default, help, choices in parameter_table():
             value = list(default) if isinstance(default, tuple) else default
-            self.declare_parameter(name, value, _descriptor(name, default, help, choices))
-        self.settings = self._read_settings()  # bad parameter files fail here, at start-up
+            try:
+                param = self.declare_parameter(name, value, _descriptor(help, choices, CONSTRAINTS.get(name, "")))
+            except ParameterException as e:  # not expected with dynamic typing; never a traceback at start-up
+                raise ValueError(f"parameter {name}: {e}") from e
+            if (fixed := _as_declared(name, param.value)) is not param.value:
+                self.set_parameters([Parameter(name, value=fixed)])
+        self.settings = self._read_settings()  # bad values on the command line or in params files fail here
+        self.add_pre_set_parameters_callback(self._convert_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = NodeStats()
         self._pubs: dict[str, Any] = {}
         self._subs: list[Any] = []
-        self._diag_pub = None
+        # /diagnostics in every state (a plain publisher, not a lifecycle one): a monitor then shows an inactive
+        # or unconfigured node as such, with the reason of a failed transition, instead of as stale
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._diag_timer = None
+        self._lifecycle = "unconfigured"  # the state the node is in, for /diagnostics
+        self._failure = ""  # why the last configure or activate failed ("" if it did not)
+        self._resets_seen = 0  # synchroniser resets (time jumped backwards) already reported
         self._reference: ReferenceKeypoints | None = None
         self._model_path = None
         self._processor: FrameProcessor | None = None
@@ -95,13 +122,33 @@ class DescriptorNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._backend_text = "not loaded"
         self._throttle = Throttle(THROTTLE_S)
+        self.done = False  # finalized by the shutdown transition: `dense-descriptor node` then exits
+        self._start_diagnostics()
+
+    def _start_diagnostics(self) -> None:
+        """The /diagnostics timer, on the steady clock: it keeps its period when ROS time (use_sim_time with a
+        bag's /clock) stops or jumps backwards."""
+        if self._diag_timer is not None:
+            if self._diag_timer.timer_period_ns == round(self.settings.diagnostics_period * 1e9):
+                return
+            self.destroy_timer(self._diag_timer)
+        self._diag_timer = self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics,
+                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _failed(self, text: str) -> TransitionCallbackReturn:
+        self.get_logger().error(text)
+        self._failure = text
+        return TransitionCallbackReturn.FAILURE
 
     # ------------------------------------------------------------------ parameters
     def _read_settings(self) -> NodeSettings:
         values = {name: self.get_parameter(name).value for name, *_ in parameter_table()}
         return NodeSettings.from_params(values)
 
-    def _on_set_parameters(self, params: list[rclpy.parameter.Parameter]) -> SetParametersResult:
+    def _convert_parameters(self, params: list[Parameter]) -> list[Parameter]:
+        return [p if (v := _as_declared(p.name, p.value)) is p.value else Parameter(p.name, value=v) for p in params]
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         try:
             new, later = self.settings.with_changes({p.name: p.value for p in params})
         except (ValueError, TypeError) as e:
@@ -121,8 +168,7 @@ class DescriptorNode(LifecycleNode):
             info = probe_model(path)
             self._reference = self._load_keypoints(s, path, info.model_id)
         except (ModelFileError, ValueError, OSError) as e:
-            self.get_logger().error(f"configure failed: {e}")
-            return TransitionCallbackReturn.FAILURE
+            return self._failed(f"configure failed: {e}")
         self._model_path = path
         names = "none" if self._reference is None else ", ".join(self._reference.names)
         self.get_logger().info(f"model {path} ({info.name} {info.version}, id {info.model_id}); keypoints: {names}")
@@ -130,7 +176,8 @@ class DescriptorNode(LifecycleNode):
                  "correspondences": ddr_msg.Correspondences}
         self._pubs = {k: self.create_lifecycle_publisher(types[k], f"~/{name}", OUTPUT_QOS_DEPTH[k])
                       for k, name in OUTPUTS.items()}
-        self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._start_diagnostics()  # diagnostics_period applies at configure
+        self._lifecycle, self._failure = "inactive", ""
         return TransitionCallbackReturn.SUCCESS
 
     def _load_keypoints(self, s: NodeSettings, model_path, model_id: str) -> ReferenceKeypoints | None:
@@ -143,15 +190,17 @@ class DescriptorNode(LifecycleNode):
         s = self.settings
         try:
             extractor = DescriptorExtractor.load(self._model_path, s.extractor_config())
-        except (BackendFallbackError, ModelFileError, ValueError, OSError, RuntimeError) as e:
-            self.get_logger().error(f"activate failed: cannot load {self._model_path}: {e}")
-            return TransitionCallbackReturn.FAILURE
+        except BackendFallbackError as e:  # require_device: the extractor's own hint names its API, not ours
+            return self._failed(f"activate failed: {e.reason} (require_device is true; set require_device:=false "
+                                "to fall back to the CPU with a warning)")
+        except (ModelFileError, ValueError, OSError, RuntimeError) as e:
+            return self._failed(f"activate failed: cannot load {self._model_path}: {e}")
         if getattr(extractor.backend, "fallback", None):
             self.get_logger().warning(f"{extractor.backend.fallback} (set require_device to make this an error)")
         self._backend_text = extractor.describe()
         self._processor = FrameProcessor(extractor, self._reference, s.pipeline_config())
         self._sync = ApproximateTimeSync(("color", "depth"), slop_s=s.sync_slop, queue_size=s.sync_queue,
-                                         exact=s.sync_exact)
+                                         exact=s.sync_exact, jump_back_reset_s=JUMP_BACK_S)
         self.stats = NodeStats()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="descriptor_worker", daemon=True)
@@ -164,8 +213,9 @@ class DescriptorNode(LifecycleNode):
             self.create_subscription(Image, DEPTH_TOPIC, lambda m: self._on_image("depth", m), qos),
             self.create_subscription(CameraInfo, INFO_TOPIC, self._on_info, qos),
         ]
-        self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        self._resets_seen = 0
         self.stats.rates(time.monotonic())
+        self._lifecycle, self._failure = "active", ""
         self.get_logger().info(f"active: {self._backend_text}; listening on "
                                f"{', '.join(sub.topic_name for sub in self._subs)}")
         return super().on_activate(state)
@@ -174,9 +224,6 @@ class DescriptorNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        if self._diag_timer is not None:
-            self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
         self._stop.set()
         self._wake.set()
         if self._worker is not None:
@@ -188,20 +235,24 @@ class DescriptorNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._release()
+        self._lifecycle = "inactive"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        for pub in list(self._pubs.values()) + ([self._diag_pub] if self._diag_pub else []):
+        for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
-        self._pubs, self._diag_pub, self._reference, self._model_path = {}, None, None, None
+        self._pubs, self._reference, self._model_path = {}, None, None
+        self._lifecycle = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self._release()
+        self._lifecycle, self.done = "finalized", True
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: State) -> TransitionCallbackReturn:
         self._release()
+        self._lifecycle = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def _report(self, key: str, text: str, level: str = "error") -> None:
@@ -225,8 +276,14 @@ class DescriptorNode(LifecycleNode):
             return
         self.stats.count(f"received_{stream}")
         # with its arrival time: the node's own latency does not depend on the sender's clock
-        if sync.add(stream, stamp_to_ns(msg.header.stamp), (msg, time.monotonic())) is not None:
+        stamp = stamp_to_ns(msg.header.stamp)
+        if sync.add(stream, stamp, (msg, time.monotonic())) is not None:
             self._wake.set()
+        if sync.stats.resets != self._resets_seen:
+            self._resets_seen = sync.stats.resets
+            self._report("time_jump", f"time jumped backwards ({stream} stamp {stamp / 1e9:.3f} s is before the last "
+                         "frame's: a bag played in a loop, a restarted camera or simulator?): synchronisation and "
+                         "correspondences start again", "warning")
 
     def _on_info(self, msg: CameraInfo) -> None:
         with self._info_lock:
@@ -275,9 +332,11 @@ class DescriptorNode(LifecycleNode):
         try:
             frame = self._decode(color, depth)
         except DECODE_ERRORS as e:
-            self.stats.bad(type(e).__name__)
+            self.stats.bad(bad_input_reason(e))
             self._report(str(e)[:40], f"frame dropped: {e}")
             return
+        for note in frame.notes:  # an uncalibrated camera, an empty depth image: 2D outputs
+            self._report(note[:40], note, "warning")
         if frame.K is not None and frame.depth is not None and np.isnan(frame.depth).all():
             self.stats.count("no_valid_depth")
             self._report("no_depth", "depth image has no valid pixel (all zero/NaN/out of range): 3D outputs "
@@ -310,7 +369,8 @@ class DescriptorNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
-        if self._diag_pub is None:
+        if self._lifecycle != "active":
+            self._publish_state()
             return
         rates = self.stats.rates(time.monotonic())
         counts, bad = self.stats.snapshot()
@@ -343,6 +403,15 @@ class DescriptorNode(LifecycleNode):
             level, message = DiagnosticStatus.WARN, f"dropping bad input frames ({', '.join(sorted(bad))})"
         elif rates.get("received_color", 0.0) == 0.0:
             level, message = DiagnosticStatus.WARN, "no input"
+        self._publish_status(level, message, {"state": "active", **values})
+
+    def _publish_state(self) -> None:
+        """Not active: the state, and ERROR with the reason when the last configure or activate failed."""
+        level, message = (DiagnosticStatus.ERROR, self._failure) if self._failure else (DiagnosticStatus.OK,
+                                                                                         self._lifecycle)
+        self._publish_status(level, message, {"state": self._lifecycle, "backend": self._backend_text})
+
+    def _publish_status(self, level: bytes, message: str, values: dict[str, str]) -> None:
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: descriptors",
                                   message=message, hardware_id=self._backend_text,
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])

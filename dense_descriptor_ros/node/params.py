@@ -7,6 +7,7 @@ and run-time changes go through `NodeSettings.with_changes`, which validates the
 
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -91,7 +92,11 @@ class NodeSettings:
         for name, v in values.items():
             default = known[name].default
             if isinstance(default, tuple):
-                v = tuple(int(x) for x in v)
+                # rclpy gives integer arrays as array.array('q')
+                if not (isinstance(v, list | tuple | array.array)
+                        and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                    raise ValueError(f"parameter {name} must be a list of integers, got {v!r}")
+                v = tuple(v)
             elif isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
             elif type(v) is not type(default):

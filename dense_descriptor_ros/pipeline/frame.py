@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -28,6 +28,9 @@ class Frame:
     K: np.ndarray | None
     stamp_ns: int  # stamp of the colour image's header
     frame_id: str  # optical frame of the colour image
+    # Why the frame has fewer outputs than its messages promise (an uncalibrated camera info, an empty depth
+    # image), for the caller to warn about; decode_frame fills it.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -6,18 +6,50 @@ Shared by the node (rclpy messages) and the rosbag tools (rosbags messages): the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..ros_core.camera_info import CameraInfoError, intrinsics_from_camera_info
-from ..ros_core.image_codec import ImageCodecError, image_to_depth_raw, image_to_rgb
+from ..ros_core.camera_info import CameraInfoError, UncalibratedCameraError, intrinsics_from_camera_info
+from ..ros_core.image_codec import ImageCodecError, UnsupportedEncodingError, image_to_depth_raw, image_to_rgb
 from ..ros_core.sync import stamp_to_ns
 from .frame import Frame, FrameError, make_frame
 
-__all__ = ["DECODE_ERRORS", "decode_frame", "load_reference_keypoints"]
+__all__ = ["DECODE_ERRORS", "bad_input_reason", "decode_frame", "load_reference_keypoints"]
 
 #: What decode_frame raises for a frame the pipeline cannot use (the caller drops and counts the frame).
 DECODE_ERRORS = (ImageCodecError, FrameError, CameraInfoError)
+
+#: The `reason` decode_frame gives its errors (diagnostics count dropped frames per reason).
+REASONS = {
+    "color_encoding": "colour image in an unsupported encoding",
+    "color_malformed": "colour image whose fields contradict each other (empty, step, data length)",
+    "depth_encoding": "depth image in an unsupported encoding",
+    "depth_malformed": "depth image whose fields contradict each other (step, data length)",
+    "depth_size": "depth image that cannot be registered to the colour image (size or aspect ratio)",
+    "camera_info": "malformed camera info (sizes, non-finite or non-positive focal lengths)",
+    "camera_info_size": "camera info of another image size than the colour image",
+}
+
+
+def bad_input_reason(error: Exception) -> str:
+    """The REASONS key of an error from decode_frame (the class name for any other error)."""
+    return getattr(error, "reason", type(error).__name__)
+
+
+@contextmanager
+def _reason(stream: str) -> Iterator[None]:
+    """Tag a decode error with what failed: `<stream>_encoding` / `<stream>_malformed` for images, `stream`
+    for the rest."""
+    try:
+        yield
+    except DECODE_ERRORS as e:
+        if not hasattr(e, "reason"):
+            kind = "" if not isinstance(e, ImageCodecError) else (
+                "_encoding" if isinstance(e, UnsupportedEncodingError) else "_malformed")
+            e.reason = stream + kind
+        raise
 
 
 class _InputSettings(Protocol):
@@ -38,21 +70,44 @@ def decode_frame(color_msg: Any, depth_msg: Any | None, info_msg: Any | None, se
         info_msg: the colour camera's CameraInfo, or None (no intrinsics: 2D outputs only).
         settings: size_mismatch, depth_min, depth_max (NodeSettings or PipelineConfig).
 
+    An uncalibrated camera info (all-zero K, what such drivers publish) is treated as no camera info, and an
+    empty (0x0) depth image as no depth: 2D outputs, with the reason in `Frame.notes`.
+
     Raises:
         ImageCodecError: unsupported encoding or malformed image fields.
-        CameraInfoError: uncalibrated / malformed camera info, or one of another image size.
+        CameraInfoError: malformed camera info, or one of another image size.
         FrameError: depth that cannot be registered to the colour image.
+        Each with a `reason` (a REASONS key, see bad_input_reason). The colour image is checked first: its
+        own faults are not reported as a camera info of another size.
     """
+    notes = []
+    with _reason("color"):
+        rgb = image_to_rgb(color_msg)
     K = None
     if info_msg is not None:
-        intr = intrinsics_from_camera_info(info_msg)
-        intr.check_image_size(int(color_msg.height), int(color_msg.width))
-        K = intr.K
-    depth, encoding = image_to_depth_raw(depth_msg) if depth_msg is not None else (None, None)
+        try:
+            with _reason("camera_info"):
+                intr = intrinsics_from_camera_info(info_msg)
+            with _reason("camera_info_size"):
+                intr.check_image_size(rgb.shape[0], rgb.shape[1])
+            K = intr.K
+        except UncalibratedCameraError:
+            notes.append("the camera info has an all-zero K (an uncalibrated camera): 2D outputs only")
+    depth = encoding = None
+    if depth_msg is not None:
+        if int(depth_msg.height) == 0 or int(depth_msg.width) == 0:
+            notes.append(f"the depth image is empty ({int(depth_msg.width)}x{int(depth_msg.height)}): "
+                         "2D outputs only")
+        else:
+            with _reason("depth"):
+                depth, encoding = image_to_depth_raw(depth_msg)
     # make_frame converts the raw depth to metres and checks its range in one pass
-    return make_frame(image_to_rgb(color_msg), depth, K, stamp_to_ns(color_msg.header.stamp),
-                      str(color_msg.header.frame_id), depth_encoding=encoding, size_mismatch=settings.size_mismatch,
-                      depth_min=settings.depth_min, depth_max=settings.depth_max)
+    with _reason("depth_size"):
+        frame = make_frame(rgb, depth, K, stamp_to_ns(color_msg.header.stamp), str(color_msg.header.frame_id),
+                           depth_encoding=encoding, size_mismatch=settings.size_mismatch,
+                           depth_min=settings.depth_min, depth_max=settings.depth_max)
+    frame.notes = notes
+    return frame
 
 
 def load_reference_keypoints(keypoints_file: str, model_path: str | Path, model_id: str, backend: str):

@@ -204,6 +204,10 @@ class FrameProcessor:
     def _correspondences(self, frame: Frame, dmap: DescriptorMap) -> CorrespondenceResult | None:
         cfg = self.config
         anchor = self._anchor
+        if anchor is not None and frame.stamp_ns < anchor.stamp_ns:
+            # time went backwards (a bag played in a loop, a restarted camera): frame A would be "later" than
+            # the frame matched against it; start again from this frame
+            anchor = self._anchor = None
         current = _Previous(dmap, frame.depth, frame.K, frame.stamp_ns)
         if anchor is None or cfg.correspondence_mode == "previous":
             self._anchor = current

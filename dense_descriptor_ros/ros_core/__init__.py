@@ -3,7 +3,7 @@
 Nothing here imports rclpy; messages are duck-typed, so rclpy and rosbags messages both work.
 """
 
-from .camera_info import CameraInfoError, Intrinsics, intrinsics_from_camera_info
+from .camera_info import CameraInfoError, Intrinsics, UncalibratedCameraError, intrinsics_from_camera_info
 from .image_codec import (
     COLOR_ENCODINGS,
     DEPTH_ENCODINGS,
@@ -18,7 +18,7 @@ from .image_codec import (
 )
 from .sync import ApproximateTimeSync, SyncedFrame, SyncStats, stamp_to_ns
 
-__all__ = ["CameraInfoError", "Intrinsics", "intrinsics_from_camera_info", "COLOR_ENCODINGS", "DEPTH_ENCODINGS",
-           "ImageCodecError", "ImageFields", "MalformedImageError", "UnsupportedEncodingError", "depth_to_image",
-           "image_to_depth", "image_to_rgb", "rgb_to_image", "ApproximateTimeSync", "SyncedFrame", "SyncStats",
-           "stamp_to_ns"]
+__all__ = ["CameraInfoError", "Intrinsics", "UncalibratedCameraError", "intrinsics_from_camera_info",
+           "COLOR_ENCODINGS", "DEPTH_ENCODINGS", "ImageCodecError", "ImageFields", "MalformedImageError",
+           "UnsupportedEncodingError", "depth_to_image", "image_to_depth", "image_to_rgb", "rgb_to_image",
+           "ApproximateTimeSync", "SyncedFrame", "SyncStats", "stamp_to_ns"]

@@ -13,11 +13,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["CameraInfoError", "Intrinsics", "intrinsics_from_camera_info"]
+__all__ = ["CameraInfoError", "Intrinsics", "UncalibratedCameraError", "intrinsics_from_camera_info"]
 
 
 class CameraInfoError(ValueError):
     """A CameraInfo that cannot give intrinsics: uncalibrated (all-zero K), malformed or mismatched."""
+
+
+class UncalibratedCameraError(CameraInfoError):
+    """The CameraInfo of an uncalibrated camera (an all-zero matrix): what such drivers publish, not an error
+    in the message, but there are no intrinsics."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,8 @@ def intrinsics_from_camera_info(msg: Any, matrix: Literal["k", "p"] = "k") -> In
             projection matrix (rectified images, e.g. `image_rect`).
 
     Raises:
-        CameraInfoError: all-zero matrix (uncalibrated), wrong sizes, non-positive or non-finite focal
+        UncalibratedCameraError (a CameraInfoError): all-zero matrix (uncalibrated).
+        CameraInfoError: wrong sizes, non-positive or non-finite focal
             lengths, a last row other than (0, 0, 1), or an empty image size.
     """
     if matrix == "k":
@@ -94,7 +100,8 @@ def intrinsics_from_camera_info(msg: Any, matrix: Literal["k", "p"] = "k") -> In
     else:
         raise ValueError(f"matrix must be 'k' or 'p', got {matrix!r}")
     if not np.any(K):
-        raise CameraInfoError(f"camera info has no intrinsics ({matrix} is all zero): the camera is not calibrated")
+        raise UncalibratedCameraError(
+            f"camera info has no intrinsics ({matrix} is all zero): the camera is not calibrated")
     if not np.all(np.isfinite(K)):
         raise CameraInfoError(f"camera info {matrix} has non-finite values: {K.reshape(-1).tolist()}")
     if K[0, 0] <= 0 or K[1, 1] <= 0:

@@ -60,7 +60,9 @@ class ApproximateTimeSync:
         queue_size: messages kept per stream while waiting; the oldest is dropped when full.
         exact: only identical stamps match (slop_s is ignored).
         jump_back_reset_s: a message this much older than the last set means time went backwards
-            (a looping bag, a restarted simulator): clear the queues and start again. None: never.
+            (a looping bag, a restarted simulator): clear the queues and start again. So do `queue_size`
+            stale messages in a row on one stream (time went back by less: a bag shorter than this looping,
+            which would otherwise never be used again). None: never.
 
     Thread-safe: add() and take() may be called from concurrent callbacks.
     """
@@ -81,6 +83,7 @@ class ApproximateTimeSync:
         self._queues: dict[str, deque[tuple[int, Any]]] = {s: deque() for s in streams}
         self._latest: SyncedFrame | None = None
         self._last_ns: dict[str, int] | None = None  # stamps of the last set formed
+        self._stale = dict.fromkeys(streams, 0)  # stale messages in a row, per stream
         self._lock = threading.Lock()
 
     def add(self, stream: str, stamp_ns: int, msg: Any) -> SyncedFrame | None:
@@ -90,12 +93,16 @@ class ApproximateTimeSync:
         with self._lock:
             self.stats.received[stream] += 1
             if self._last_ns is not None and stamp_ns <= self._last_ns[stream]:
-                if self.jump_back_ns is not None and stamp_ns < self._last_ns[stream] - self.jump_back_ns:
+                self._stale[stream] += 1
+                if self.jump_back_ns is not None and (stamp_ns < self._last_ns[stream] - self.jump_back_ns
+                                                      or self._stale[stream] >= self.queue_size):
                     self._clear()
                     self.stats.resets += 1
                 else:  # older than what was already used: stale
                     self.stats.dropped[stream] += 1
                     return None
+            else:
+                self._stale[stream] = 0
             queue = self._queues[stream]
             # Keep each queue sorted by stamp; out-of-order arrivals are rare, so insert from the end.
             i = len(queue)
@@ -129,6 +136,7 @@ class ApproximateTimeSync:
             queue.clear()
         self._latest = None
         self._last_ns = None
+        self._stale = dict.fromkeys(self.streams, 0)
 
     def _best(self, stream: str, t: int) -> tuple[int, Any] | None:
         """The message of `stream` that is final for pivot time t, or None if none is (yet)."""

@@ -32,7 +32,14 @@ PROVIDER_ALIASES = {"tensorrt": "TensorrtExecutionProvider", "trt": "TensorrtExe
 
 
 class BackendFallbackError(RuntimeError):
-    """The backend could not use the device/provider asked for and `on_fallback` is "error"."""
+    """The backend could not use the device/provider asked for and `on_fallback` is "error".
+
+    `reason` is the message without the hint, for callers whose users know the setting by another name
+    (the node's `require_device`)."""
+
+    def __init__(self, reason: str, hint: str = "set on_fallback='warn' to run anyway") -> None:
+        super().__init__(f"{reason} ({hint})")
+        self.reason = reason
 
 
 class BackendFallbackWarning(RuntimeWarning):
@@ -140,7 +147,7 @@ class Backend(Protocol):
 
 def _fallback(msg: str, on_fallback: str) -> str:
     if on_fallback == "error":
-        raise BackendFallbackError(msg + " (set on_fallback='warn' to run anyway)")
+        raise BackendFallbackError(msg)
     warnings.warn(msg, BackendFallbackWarning, stacklevel=3)
     return msg
 

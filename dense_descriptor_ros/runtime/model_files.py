@@ -46,6 +46,13 @@ def default_keypoints_path() -> Path:
     return models_dir() / DEFAULT_MODEL_DIR / DEFAULT_KEYPOINTS
 
 
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        raise ModelFileError(f"model file {path} is a directory, not a model file")
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+
+
 def resolve_model_path(path: str, backend: str) -> Path:
     """`path` ("" = the shipped default for `backend`), checked against the backend's file types."""
     p = Path(path).expanduser() if path else default_model_path(backend)
@@ -53,16 +60,14 @@ def resolve_model_path(path: str, backend: str) -> Path:
     if p.suffix not in want:
         raise ModelFileError(f"backend {backend} needs a {' or '.join(want)} model file, got {p}"
                              + (" (export it with `dense-descriptor export`)" if backend == "onnx" else ""))
-    if not p.is_file():
-        raise ModelFileError(f"model file {p} does not exist")
+    _check_is_file(p)
     return p
 
 
 def probe_model(path: str | Path) -> ModelInfo:
     """ModelInfo of a model file without keeping it loaded; ModelFileError if it cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} does not exist")
+    _check_is_file(path)
     try:
         if path.suffix == ".onnx":
             return read_onnx_info(path)

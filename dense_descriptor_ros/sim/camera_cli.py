@@ -43,7 +43,7 @@ def register_camera(sim_subparsers: argparse._SubParsersAction) -> argparse.Argu
                     "color/camera_info, and ground truth on ground_truth/{camera_pose,objects,frame_index}. "
                     "ROS arguments (remapping, parameters) go last, after --ros-args.",
         epilog="With --stamp-mode sequence the stamp of the i-th published frame is START + i / RATE, so the "
-               "frame index of any message is round((stamp - START) * RATE) %% FRAMES. Images larger than "
+               "frame index of any message is round((stamp - START) * RATE) % FRAMES. Images larger than "
                "320x240 need a Fast DDS profile with large shared-memory segments on both sides, e.g. "
                "FASTDDS_DEFAULT_PROFILES_FILE=launch/fastdds_large_messages.xml.")
     c.add_argument("--size", type=size_wh, default=(320, 240), help="image size WxH (default 320x240)")

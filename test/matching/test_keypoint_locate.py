@@ -118,6 +118,16 @@ class TestFile:
         with pytest.raises(ValueError, match="not a dense_descriptor_ros.keypoints file"):
             ReferenceKeypoints.load(tmp_path / "x.json")
 
+    @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+    def test_rejects_non_finite_descriptors(self, ref, tmp_path, bad):
+        """JSON allows NaN and Infinity: a file with one would pass configure and then drop every frame."""
+        data = ref.to_json()
+        data["keypoints"][1]["descriptor"][3] = bad
+        (tmp_path / "nan.json").write_text(json.dumps(data))
+        name = data["keypoints"][1]["name"]
+        with pytest.raises(ValueError, match=rf"descriptors of \['{name}'\] are not finite"):
+            ReferenceKeypoints.load(tmp_path / "nan.json")
+
     def test_annotate_outside_the_image(self, field):
         with pytest.raises(ValueError, match="outside"):
             annotate_keypoints(as_map(field), {"far": (500.0, 2.0)}, MODEL, "mug")

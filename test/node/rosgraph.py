@@ -220,6 +220,14 @@ class Probe:
         req = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
         return self.call(SetParameters, f"{node}/set_parameters", req).results
 
+    def get_parameters(self, names: list[str], node: str = NODE) -> dict[str, Any]:
+        """name -> value as the node holds it (its ROS type: 0.0 stays a float, 0 an integer)."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        reply = self.call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=names), attempts=3)
+        return {n: parameter_value_to_python(v) for n, v in zip(names, reply.values, strict=True)}
+
     def close(self) -> None:
         self._spin = False
         self._thread.join(timeout=2.0)

@@ -122,28 +122,61 @@ def test_outputs_carry_the_input_header(graph):
     assert (d.height, d.width, d.dimension, d.stride, d.dtype) == (15, 20, 16, 8, d.DTYPE_FLOAT16)
 
 
-@pytest.mark.parametrize("case, frame, message", [
+def test_uncalibrated_camera_gives_2d_outputs_with_a_warning(graph):
+    """camera_info with an all-zero K (what uncalibrated drivers publish) is like no camera info."""
+    node, probe = graph
+    kps = send_until(probe, "keypoints", n=3, K=np.zeros((3, 3)))
+    assert all(k.pixel_valid and not k.position_valid for k in kps[-1].keypoints)
+    node.wait_for_line("all-zero K (an uncalibrated camera): 2D outputs only")
+    kps = send_until(probe, "keypoints", n=3)  # calibrated again: 3D again
+    assert kps[-1].keypoints[0].position_valid
+
+
+def test_empty_depth_gives_2d_outputs_with_a_warning(graph):
+    node, probe = graph
+    empty = {"height": 0, "width": 0, "encoding": "16UC1", "is_bigendian": 0, "step": 0, "data": array.array("B")}
+    kps = send_until(probe, "keypoints", n=3, raw_depth=empty)
+    assert all(k.pixel_valid and not k.position_valid for k in kps[-1].keypoints)
+    node.wait_for_line("the depth image is empty (0x0): 2D outputs only")
+
+
+@pytest.mark.parametrize("case, frame, message, reason", [
     ("colour encoding", {"color_encoding": "rgb8", "raw_color": {"height": H, "width": W, "encoding": "yuv422",
                                                                  "is_bigendian": 0, "step": W * 2,
                                                                  "data": array.array("B", bytes(W * H * 2))}},
-     "colour encoding 'yuv422' is not supported"),
+     "colour encoding 'yuv422' is not supported", "color_encoding"),
     ("depth encoding", {"raw_depth": {"height": H, "width": W, "encoding": "8UC1", "is_bigendian": 0, "step": W,
                                       "data": array.array("B", bytes(W * H))}},
-     "depth encoding '8UC1' is not supported"),
+     "depth encoding '8UC1' is not supported", "depth_encoding"),
     ("short data", {"raw_color": {"height": H, "width": W, "encoding": "rgb8", "is_bigendian": 0, "step": W * 3,
                                   "data": array.array("B", bytes(W * 3 * (H - 1)))}},
-     "fewer than step * height"),
-    ("depth aspect", {"depth_m": np.full((H, H), 0.7, np.float32)}, "different aspect ratios"),
+     "fewer than step * height", "color_malformed"),
+    ("empty colour", {"raw_color": {"height": 0, "width": 0, "encoding": "rgb8", "is_bigendian": 0, "step": 0,
+                                    "data": array.array("B")}},
+     "image is empty: height=0, width=0", "color_malformed"),
+    ("huge colour", {"raw_color": {"height": 100000, "width": 100000, "encoding": "rgb8", "is_bigendian": 0,
+                                   "step": 300000, "data": array.array("B", bytes(W * H * 3))}},
+     "fewer than step * height = 300000 * 100000", "color_malformed"),
+    ("depth aspect", {"depth_m": np.full((H, H), 0.7, np.float32)}, "different aspect ratios", "depth_size"),
+    ("camera info size", {"K": K, "rgb": IMG[: H // 2, : W // 2].copy(),
+                          "depth_m": DEPTH[: H // 2, : W // 2].copy()}, "camera info describes", None),
 ])
-def test_bad_frames_are_dropped_with_a_clear_error(graph, case, frame, message):
+def test_bad_frames_are_dropped_with_a_clear_error(graph, case, frame, message, reason):
     node, probe = graph
     n_diag = len(probe.get("diagnostics"))
+    if reason is None:  # camera info of another size: the info is sent alone, then a half-size frame
+        probe.publish(IMG, DEPTH, K, probe.now_ns())
+        reason = "camera_info_size"
+        frame = {**frame, "K": None}
     publish_for(probe, **frame)
     line = node.wait_for_line(message)
     assert "frame dropped" in line, node.output[-3000:]
     assert node.alive()
     diag = latest_diagnostics(probe, n_diag)
     assert int(diag["frames_bad_input"]) >= 1
+    # counted under what is wrong, not under an exception class (a 0x0 and a huge image were "CameraInfoError")
+    assert int(diag.get(f"bad_input.{reason}", 0)) >= 1, diag
+    assert not any(k.startswith("bad_input.") and "Error" in k for k in diag), diag
     send_until(probe, "descriptors")  # a good frame is served again
 
 
@@ -196,6 +229,28 @@ def test_diagnostics_break_the_node_time_into_stages(graph):
     for name in (*STAGES, "node", "process", "inference"):
         value = float(diag[f"{name}_ms_p50"])
         assert np.isfinite(value) and value >= 0.0, (name, value)
+
+
+def test_time_jumping_backwards_restarts_synchronisation_with_a_warning(graph):
+    """A bag played in a loop: stamps jump back by the bag's length. No crash, a warning, and frame A of the
+    correspondences is never later than frame B (the first message after the jump had stamp_a > header.stamp)."""
+    import time
+
+    node, probe = graph
+    base = probe.now_ns()
+    for loop in range(2):
+        for i in range(12):
+            probe.publish(IMG, DEPTH, K, base + i * 100_000_000)  # 100 ms apart, 1.1 s of "bag"
+            time.sleep(0.1)
+        if loop == 0:
+            probe.wait_for(lambda: len(probe.get("correspondences")) > 0, 10, "correspondences")
+    node.wait_for_line("time jumped backwards")
+    send_until(probe, "correspondences", n=2)
+    assert node.alive()
+    for msg in probe.get("correspondences"):
+        b = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        a = msg.stamp_a.sec * 10**9 + msg.stamp_a.nanosec
+        assert a <= b, f"frame A {a} is later than frame B {b}"
 
 
 def test_outputs_nobody_subscribes_to_are_not_computed(graph):

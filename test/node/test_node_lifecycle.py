@@ -4,6 +4,7 @@ activate when the parameters require it; deactivate stops the outputs; --no-auto
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -40,15 +41,32 @@ def frames_until_descriptors(probe: Probe, timeout: float = 20.0) -> None:
     assert len(probe.get("descriptors")) > n, "no descriptors"
 
 
+def next_status(probe: Probe, timeout: float = 10.0):
+    """The node's next /diagnostics status (it publishes in every state, every diagnostics_period)."""
+    n = len(probe.get("diagnostics"))
+    probe.wait_for(lambda: len(probe.get("diagnostics")) > n, timeout, "diagnostics")
+    return probe.get("diagnostics")[-1].status[0]
+
+
 def test_bad_model_files_fail_configure_and_the_node_stays_up(probe, model_files):  # noqa: F811
+    from diagnostic_msgs.msg import DiagnosticStatus
+
     node = start_node(DOMAIN, "-p", "model_path:=/nonexistent/model.onnx", "-p", "keypoints_file:=none")
     try:
         node.wait_for_line("configure failed: model file /nonexistent/model.onnx does not exist", 60)
         assert node.alive() and probe.lifecycle_state() == "unconfigured"
+        # monitors see why, not a stale node
+        status = next_status(probe)
+        assert status.level == DiagnosticStatus.ERROR and "configure failed: model file" in status.message
         # a corrupt file: clear error again, still up
         assert probe.set_parameters({"model_path": str(model_files / "corrupt.onnx")})[0].successful
         assert not probe.transition(Transition.TRANSITION_CONFIGURE)
         node.wait_for_line("is not a readable dense_descriptor_ros model")
+        # a directory is not reported as missing
+        (model_files / "dir.onnx").mkdir(exist_ok=True)
+        assert probe.set_parameters({"model_path": str(model_files / "dir.onnx")})[0].successful
+        assert not probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line("dir.onnx is a directory, not a model file")
         # wrong file type for the backend
         assert probe.set_parameters({"model_path": str(model_files / "m.safetensors")})[0].successful
         assert not probe.transition(Transition.TRANSITION_CONFIGURE)
@@ -84,6 +102,17 @@ def test_keypoint_file_errors_fail_configure(probe, model_files, tmp_path):  # n
         assert probe.set_parameters({"keypoints_file": str(tmp_path / "missing.json")})[0].successful
         assert not probe.transition(Transition.TRANSITION_CONFIGURE)
         node.wait_for_line("missing.json does not exist")
+        # JSON allows NaN: such a file used to pass configure and then drop every frame
+        data = json.loads((model_files / "kp.json").read_text())
+        data["keypoints"][0]["descriptor"][0] = float("nan")
+        (tmp_path / "nan.json").write_text(json.dumps(data))
+        assert probe.set_parameters({"keypoints_file": str(tmp_path / "nan.json")})[0].successful
+        assert not probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line("descriptors of ['a'] are not finite")
+        assert probe.set_parameters({"keypoints_file": str(tmp_path)})[0].successful
+        assert not probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line("is a directory, not a keypoint file")
+        assert node.alive() and probe.lifecycle_state() == "unconfigured"
     finally:
         node.stop()
 
@@ -105,19 +134,27 @@ def test_missing_gpu(probe, model_files, backend, model):  # noqa: F811
         assert probe.transition(Transition.TRANSITION_DEACTIVATE)
         assert probe.set_parameters({"require_device": True})[0].successful
         assert not probe.transition(Transition.TRANSITION_ACTIVATE)
-        node.wait_for_line("activate failed")
+        line = node.wait_for_line("activate failed")
+        assert "set require_device:=false" in line and "on_fallback" not in line, line
         assert node.alive() and probe.lifecycle_state() == "inactive"
     finally:
         node.stop()
 
 
 def test_no_autostart_waits_unconfigured(probe, model_files):  # noqa: F811
+    from diagnostic_msgs.msg import DiagnosticStatus
+
     node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", cli_args=("--no-autostart",))
     try:
         assert probe.lifecycle_state() == "unconfigured"  # waits for the service
         assert probe.pub["color"].get_subscription_count() == 0
+        status = next_status(probe)  # /diagnostics in every state: monitors show the state, not "stale"
+        assert (status.level, status.message) == (DiagnosticStatus.OK, "unconfigured")
         assert probe.transition(Transition.TRANSITION_CONFIGURE)
         assert probe.lifecycle_state() == "inactive"
+        status = next_status(probe)
+        assert (status.level, status.message) == (DiagnosticStatus.OK, "inactive")
+        assert {kv.key: kv.value for kv in status.values}["state"] == "inactive"
     finally:
         node.stop()
 
@@ -131,7 +168,13 @@ def test_integers_for_float_parameters_and_wrong_types(probe, model_files):  # n
         node.wait_for_line("active:", timeout=60)
         assert "Traceback" not in node.output
         frames_until_descriptors(probe)
+        # they read back as the floats they mean, not as integers
+        values = probe.get_parameters(["keypoint_min_confidence", "depth_max"])
+        assert values == {"keypoint_min_confidence": 0.0, "depth_max": 5.0}
+        assert all(isinstance(v, float) for v in values.values()), values
         assert probe.set_parameters({"keypoint_min_confidence": 1})[0].successful  # live, an integer again
+        value = probe.get_parameters(["keypoint_min_confidence"])["keypoint_min_confidence"]
+        assert isinstance(value, float) and value == 1.0
         refused = probe.set_parameters({"keypoint_min_confidence": "high"})[0]
         assert not refused.successful and "keypoint_min_confidence must be float" in refused.reason
     finally:
@@ -142,3 +185,70 @@ def test_integers_for_float_parameters_and_wrong_types(probe, model_files):  # n
         assert "parameter depth_max must be float, got 'far'" in bad.output and "Traceback" not in bad.output
     finally:
         bad.stop()
+
+
+@pytest.mark.parametrize("param, message", [
+    ("keypoint_min_confidence:=2.0", "keypoint_min_confidence must be in [0, 1], got 2.0"),
+    ("keypoint_min_confidence:=-0.5", "keypoint_min_confidence must be in [0, 1], got -0.5"),
+    ("map_stride:=0", "map_stride must be >= 1, got 0"),
+    ("map_stride:=abc", "parameter map_stride must be int, got 'abc'"),
+    ("correspondence_max:=0", "correspondence_max must be >= 1"),
+    ("resolution:=abc", "parameter resolution must be a list of integers, got 'abc'"),
+    ("require_device:=maybe", "parameter require_device must be bool, got 'maybe'"),
+])
+def test_bad_start_up_parameters_are_one_line_errors(model_files, param, message):  # noqa: F811
+    """Out-of-range or wrong-type values on the command line: one line naming the parameter, exit 2 (rclpy's own
+    range and type checks used to raise a 20-line traceback and exit 1)."""
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", param)
+    try:
+        assert node.proc.wait(60) == 2, node.output
+        assert message in node.output and "Traceback" not in node.output, node.output
+        assert len(node.output.strip().splitlines()) == 1, node.output
+    finally:
+        node.stop()
+
+
+def test_shutdown_transition_ends_the_process(probe, model_files):  # noqa: F811
+    """After the lifecycle shutdown transition (finalized) the process exits by itself, with 0."""
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", "keypoints_file:=none")
+    try:
+        node.wait_for_line("active:", timeout=60)
+        assert probe.transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)
+        assert node.proc.wait(10) == 0, node.output[-2000:]
+        assert "finalized" in node.output
+    finally:
+        node.stop()
+
+
+def test_a_bag_looping_with_its_own_clock(probe, model_files):  # noqa: F811
+    """The sample bag (1 s) played in a loop with /clock to a node with use_sim_time: every loop steps time back
+    0.97 s. The node warns, resets its synchronisation and goes on processing every loop (it went silent after
+    the first one), frame A of the correspondences is never later than frame B, and /diagnostics keeps its
+    period (it is on the steady clock)."""
+    from .rosgraph import CLI, REPO, Process, ros_env
+
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", "keypoints_file:=none",
+                      "-p", "use_sim_time:=true")
+    play = None
+    try:
+        node.wait_for_line("active:", timeout=60)
+        probe.clear()
+        # no /clock yet: ROS time stands at 0, and a ROS-time timer would never fire
+        probe.wait_for(lambda: len(probe.get("diagnostics")) >= 2, 10, "diagnostics before any /clock")
+        play = Process([*CLI, "bag", "play", str(REPO / "data_sample" / "sim_mug"), "--loop", "--clock",
+                        "--wait-subscribers", "1", "--topics", "/color/image_raw",
+                        "/aligned_depth_to_color/image_raw", "/color/camera_info", "--quiet"], ros_env(DOMAIN))
+        probe.wait_for(lambda: len({m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                                    for m in probe.get("descriptors")}) >= 20 and len(probe.get("descriptors")) >= 75,
+                       60, "outputs over more than two loops of the bag")
+        node.wait_for_line("time jumped backwards")
+        assert node.alive() and play.alive()
+        for msg in probe.get("correspondences"):
+            b = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            a = msg.stamp_a.sec * 10**9 + msg.stamp_a.nanosec
+            assert a <= b, f"frame A {a} is later than frame B {b}"
+        assert len(probe.get("diagnostics")) >= 2
+    finally:
+        if play is not None:
+            play.stop()
+        assert node.stop() == 0, node.output[-2000:]

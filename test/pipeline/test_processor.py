@@ -114,6 +114,16 @@ def test_reference_mode_keeps_frame_a(extractor, images):
     assert p.process(frame(images[1], stamp=4)).correspondences is None
 
 
+@pytest.mark.parametrize("mode", ["previous", "reference"])
+def test_time_going_backwards_restarts_correspondences(extractor, images, mode):
+    """A bag played in a loop: frame A is never later than the frame matched against it."""
+    p = FrameProcessor(extractor, config=PipelineConfig(correspondence_mode=mode))
+    for stamp in (100, 200):
+        p.process(frame(images[0], stamp=stamp))
+    assert p.process(frame(images[1], stamp=10)).correspondences is None  # time jumped back: start again
+    assert p.process(frame(images[1], stamp=20)).correspondences.stamp_a_ns == 10
+
+
 def test_keypoints_located_and_lifted(extractor, images):
     """The pipeline's keypoints are locate_keypoints' pixels lifted through the depth (accuracy on real
     views is tested with the trained model in test/node)."""

@@ -109,6 +109,20 @@ class TestNewestFramePolicy:
         assert feed(sync, ("color", 2_000), ("depth", 2_000))[-1]["color"] == "color@2000"  # bag looped
         assert sync.stats.resets == 1
 
+    def test_a_short_loop_resets_after_a_queue_of_stale_messages(self):
+        """A bag shorter than jump_back_reset_s played in a loop (the 1 s sample bag) steps back by less than
+        it: without a reset every later message would be stale forever."""
+        sync = ApproximateTimeSync(streams=("color", "depth"), slop_s=0.001, queue_size=3, jump_back_reset_s=1.0)
+        feed(sync, ("color", 1_000), ("depth", 1_000))
+        for t in (40, 80):  # the loop starts again 0.96 s back: stale, not yet a jump
+            assert feed(sync, ("color", t), ("depth", t)) == [None, None]
+        assert sync.stats.resets == 0
+        assert feed(sync, ("color", 120), ("depth", 120))[-1]["color"] == "color@120"  # the third in a row resets
+        assert sync.stats.resets == 1
+        # a stale message now and then (out of order) does not reset
+        feed(sync, ("color", 160), ("depth", 160), ("color", 150), ("color", 200), ("color", 150), ("depth", 200))
+        assert sync.stats.resets == 1
+
     def test_reset_forgets_everything(self):
         sync = ApproximateTimeSync(streams=("color", "depth"), slop_s=0.001, jump_back_reset_s=None)
         feed(sync, ("color", 500), ("depth", 500), ("color", 600))
