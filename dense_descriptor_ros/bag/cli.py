@@ -49,7 +49,7 @@ def _remap(text: str) -> tuple[str, str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `bag` group."""
-    p = subparsers.add_parser("bag", help="rosbag2 tools: info, process, play, record, sample",
+    p = subparsers.add_parser("bag", help="rosbag2 tools: info, process, play, record, recover, sample",
                               description="rosbag2 files (sqlite3 or mcap) without a ROS installation: inspect "
                                           "them, run the descriptor pipeline over them offline, replay and record "
                                           "them on live topics, and make the simulated sample "
@@ -136,6 +136,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="auto (default): reliable if every publisher offers it, else best effort")
     rc.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     rc.set_defaults(func=run_record)
+
+    rv = sub.add_parser(
+        "recover", help="rebuild a complete bag from what a killed recording left",
+        description="Read every complete record of IN (a bag folder, the hidden .NAME.partial-*/NAME folder a "
+                    "killed `bag record` leaves, or a lone .mcap / .db3) and write them as a complete, readable "
+                    "rosbag2 (metadata.yaml, mcap summary and footer), one output file per input file. mcap: "
+                    "streamed to the last complete record; sqlite3: a copy of the database with its journal, "
+                    "rolled back by SQLite to its last commit. IN is not changed. Prints what was recovered "
+                    "and where each file was cut.")
+    rv.add_argument("bag", type=Path, metavar="IN")
+    rv.add_argument("--out", "-o", type=Path, metavar="OUT",
+                    help="the bag to write; default: for .NAME.partial-*/NAME the NAME the recording was "
+                         "meant to have (next to the hidden folder), else IN_recovered")
+    rv.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    rv.set_defaults(func=run_recover)
 
     sm = sub.add_parser(
         "sample", help="make the simulated sample bag (deterministic)",
@@ -257,6 +272,27 @@ def run_record(args: argparse.Namespace) -> int:
         return record_bag(args.out, args.topics, opts, ros_args=list(getattr(args, "ros_args", None) or []))
     except BagError as e:
         return _error("record", f"{e}")
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    from .io import BagError
+    from .recover import recover_bag
+
+    try:
+        summary = recover_bag(args.bag, args.out, overwrite=args.overwrite,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+    except BagError as e:
+        return _error("recover", str(e))
+    except OSError as e:
+        return _error("recover", f"{e}")
+    except KeyboardInterrupt:
+        print("interrupted: nothing written", file=sys.stderr)
+        return 130
+    print(summary.format())
+    print(f"{args.bag} is left as it was; remove it once {summary.out} is checked")
+    if not summary.messages:
+        return _error("recover", "no complete message found", 1)
+    return 0
 
 
 # -------------------------------------------------------------------------------------------- sample
