@@ -123,7 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "record", help="record live topics into a rosbag2",
         description="Subscribe (serialised, no decoding) to TOPIC... with their types found in the ROS graph "
                     "(topics that appear later are picked up) and write a rosbag2. Ctrl-C, --duration or "
-                    "--count stop it with a complete bag. ROS arguments go after --ros-args.")
+                    "--count stop it with a complete bag; a killed recorder's bag is rebuilt by `bag recover`. "
+                    "ROS arguments go after --ros-args.")
     rc.add_argument("out", type=Path, metavar="OUT", help="output rosbag2 folder (must not exist)")
     rc.add_argument("topics", nargs="+", metavar="TOPIC")
     rc.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -135,6 +136,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rc.add_argument("--qos-reliability", choices=("auto", "best_effort", "reliable"), default="auto",
                     help="auto (default): reliable if every publisher offers it, else best effort")
     rc.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    rc.add_argument("--max-bag-duration", "--max-duration", dest="max_bag_duration", type=_positive_float,
+                    metavar="S", help="split: start a new file every S seconds of log time (rosbag2's option)")
+    size = rc.add_mutually_exclusive_group()
+    size.add_argument("--max-bag-size", type=int_at_least(1), metavar="BYTES",
+                      help="split: start a new file once the current one holds BYTES bytes (rosbag2's option)")
+    size.add_argument("--max-size", type=_positive_float, metavar="MB",
+                      help="split: the same in megabytes (10^6 bytes)")
+    rc.add_argument("--flush-interval", type=_positive_float, default=0.5, metavar="S",
+                    help="write out what was received every S seconds (default 0.5): a killed recorder loses "
+                         "at most that much; `bag recover` rebuilds its bag")
     rc.set_defaults(func=run_record)
 
     rv = sub.add_parser(
@@ -266,8 +277,11 @@ def run_record(args: argparse.Namespace) -> int:
     from .io import BagError
     from .record import RecordOptions, record_bag
 
+    max_size = args.max_bag_size or (int(args.max_size * 1e6) if args.max_size else 0)
     opts = RecordOptions(storage=args.storage, compression=args.compression, duration_s=args.duration,
-                         count=args.count, reliability=args.qos_reliability, overwrite=args.overwrite)
+                         count=args.count, reliability=args.qos_reliability, overwrite=args.overwrite,
+                         max_bag_duration_s=args.max_bag_duration or 0.0, max_bag_size=max_size,
+                         flush_interval_s=args.flush_interval)
     try:
         return record_bag(args.out, args.topics, opts, ros_args=list(getattr(args, "ros_args", None) or []))
     except BagError as e:

@@ -211,7 +211,7 @@ class BagReader:
 
     Attributes:
         path, storage ("mcap" | "sqlite3"), compression (e.g. "none", "zstd (mcap chunks)"), custom (the
-        metadata's custom_data),
+        metadata's custom_data), files (storage file names; several for a split bag),
         topics (name -> TopicInfo), start_ns / end_ns (first / last log time), message_count, store (the
         typestore: standard types, ours, and the definitions the bag carries).
 
@@ -250,6 +250,9 @@ class BagReader:
             t.count += int(c.msgcount)
             t.connections.append(c)
         self.compression = self._compression()
+        listed = getattr(r.storage, "files", None) or []  # metadata.yaml's files (split bags have several)
+        self.files: list[str] = ([str(f.get("path", "")) for f in listed if isinstance(f, dict)]
+                                 if self.path.is_dir() else [self.path.name])
         self.custom: dict[str, str] = dict(getattr(r.storage.metadata, "custom", None) or {})
         self.store = new_typestore()
         self._register_bag_types()
