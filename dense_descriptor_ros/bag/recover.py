@@ -552,6 +552,9 @@ def recover_bag(path: str | Path, out: str | Path | None = None, overwrite: bool
                 report.complete = False
             summary.files.append(report)
             done += report.size
+        if not summary.messages:  # nothing to write: no output at all (the writer removes its partial folder)
+            why = "; ".join(f"{r.name}: {r.cut}" for r in summary.files if r.cut)
+            raise BagError(f"{src}: no complete message found" + (f" ({why})" if why else ""))
         for k, v in custom.items():
             w.set_custom(k, v)
         cut = [f"{r.name} cut at byte {r.good_bytes} of {r.size}" for r in summary.files if not r.complete]

@@ -118,7 +118,7 @@ def _check_cut(path: Path, original: list, out: Path) -> int:
     try:
         s = recover_bag(path, out, log=_quiet)
     except BagError as e:
-        assert "neither" in str(e) or "no .mcap" in str(e), e  # the cut left no magic
+        assert "no complete message" in str(e) or "neither" in str(e), e  # a cut before the first chunk / row
         return 0
     rec = _all(out)
     assert set(rec) <= valid and len(rec) == s.messages
