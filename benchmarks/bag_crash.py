@@ -10,6 +10,7 @@
 
     .venv/bin/python benchmarks/bag_crash.py                          # 10 kills each for mcap and sqlite3
     .venv/bin/python benchmarks/bag_crash.py --kills 3 --storage mcap
+    .venv/bin/python benchmarks/bag_crash.py --size 80x60         # small messages: the flush interval decides
 
 Prints a table; --json writes the numbers.
 """
@@ -37,7 +38,7 @@ from dense_descriptor_ros.bag.io import BagReader, BagWriter  # noqa: E402
 from dense_descriptor_ros.bag.recover import recover_bag  # noqa: E402
 
 TOPICS = ("/bench/color/image_raw", "/bench/aligned_depth_to_color/image_raw")
-W, H = 320, 240
+W, H = 320, 240  # --size
 
 
 def env_for(domain: int) -> dict[str, str]:
@@ -92,12 +93,14 @@ def one_kill(cam: Camera, storage: str, rate: float, seconds: float, flush: floa
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(rec.stdout), daemon=True).start()
     t_end = time.monotonic() + 60
-    while not cam.matched():
+    # the recorder says it subscribed to both (a killed recorder's readers stay matched for a while: the
+    # publishers' subscription count alone cannot tell), then a moment for the match on this side
+    while not (cam.matched() and all(any(f"recording {t}" in x for x in lines) for t in TOPICS)):
         if time.monotonic() > t_end or rec.poll() is not None:
             rec.kill()
             raise RuntimeError("the recorder did not subscribe:\n" + "".join(lines))
         time.sleep(0.05)
-    time.sleep(0.3)
+    time.sleep(1.0)
     sent = 0
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
@@ -157,9 +160,12 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
     ap.add_argument("--flush-interval", type=float, default=0.5, help="the recorder's (default 0.5 s)")
     ap.add_argument("--domain", type=int, default=57, help="ROS_DOMAIN_ID (default 57)")
+    ap.add_argument("--size", default="320x240", help="WxH of both images (default 320x240)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the numbers here")
     a = ap.parse_args()
+    global W, H
+    W, H = (int(v) for v in a.size.lower().split("x"))
     storages = ("mcap", "sqlite3") if a.storage == "both" else (a.storage,)
     rng = np.random.default_rng(a.seed)
     env = env_for(a.domain)

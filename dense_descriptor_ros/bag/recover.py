@@ -249,7 +249,7 @@ def _record_events(op: int, body: memoryview, inside_chunk: bool = False) -> lis
     return []  # indexes, attachments, metadata, ...: rebuilt or not needed
 
 
-def scan_mcap(path: Path, st: _ScanState, progress: Callable[[int], None] | None = None) -> Iterator[Event]:
+def scan_mcap(path: Path, st: _ScanState) -> Iterator[Event]:
     """Stream an mcap file's complete records from its start, footer or not. Yields events in file order;
     `st` says afterwards how far the file was good and why the scan stopped."""
     with Path(path).open("rb") as f:
@@ -262,8 +262,6 @@ def scan_mcap(path: Path, st: _ScanState, progress: Callable[[int], None] | None
             return
         pos = st.good_bytes = 8
         while True:
-            if progress is not None:
-                progress(pos)
             head = f.read(9)
             if not head:
                 st.cut = "no summary and footer (the recording did not finish)"
@@ -509,14 +507,6 @@ def recover_bag(path: str | Path, out: str | Path | None = None, overwrite: bool
     t_said = time.monotonic()
     first = last = None
 
-    def progress(pos: int) -> None:
-        nonlocal t_said
-        now = time.monotonic()
-        if now - t_said >= progress_every_s:
-            t_said = now
-            log(f"recover: {(done + pos) / 2**20:.0f} of {total / 2**20:.0f} MiB read, "
-                f"{summary.messages} messages")
-
     with tempfile.TemporaryDirectory(prefix=".recover-") as work, \
             BagWriter(dst, storage, compression, overwrite=overwrite, splitting=len(files) > 1) as w:
         copier = _Copier(w, message_compressed)
@@ -526,8 +516,14 @@ def recover_bag(path: str | Path, out: str | Path | None = None, overwrite: bool
             st = _ScanState()
             report = FileReport(f.name, f.stat().st_size, 0, 0, False, "")
             copier.reset_file()
-            events = scan_mcap(f, st, progress) if storage == "mcap" else _sqlite_events(f, st, Path(work))
+            events = scan_mcap(f, st) if storage == "mcap" else _sqlite_events(f, st, Path(work))
             for kind, ev in events:
+                if time.monotonic() - t_said >= progress_every_s:  # long work: say where it is
+                    t_said = time.monotonic()
+                    read = (f"{(done + st.good_bytes) / 2**20:.0f} of {total / 2**20:.0f} MiB, "
+                            if storage == "mcap" else "")
+                    log(f"recover: file {k + 1} of {len(files)} ({f.name}), {read}{summary.messages} messages "
+                        "so far")
                 if kind == "schema":
                     copier.schemas[ev.id] = ev
                 elif kind == "channel":
