@@ -52,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bag", help="rosbag2 tools: info, process, play, record, recover, sample",
                               description="rosbag2 files (sqlite3 or mcap) without a ROS installation: inspect "
                                           "them, run the descriptor pipeline over them offline, replay and record "
-                                          "them on live topics, and make the simulated sample "
-                                          "(docs/rosbag_tools.md).")
+                                          "them on live topics, recover what a killed recording left, and make "
+                                          "the simulated sample (docs/rosbag_tools.md).")
     sub = p.add_subparsers(dest="bag_command", metavar="SUBCOMMAND")
     sub.required = True
 

@@ -553,7 +553,8 @@ def recover_bag(path: str | Path, out: str | Path | None = None, overwrite: bool
             raise BagError(f"{src}: no complete message found" + (f" ({why})" if why else ""))
         for k, v in custom.items():
             w.set_custom(k, v)
-        cut = [f"{r.name} cut at byte {r.good_bytes} of {r.size}" for r in summary.files if not r.complete]
+        cut = [f"{r.name}: {r.cut}" if r.good_bytes in (0, r.size) else
+               f"{r.name} cut at byte {r.good_bytes} of {r.size}" for r in summary.files if not r.complete]
         w.set_custom("recovered_from", f"{src.absolute()}" + (f" ({'; '.join(cut)})" if cut else ""))
     for topic, why in sorted(copier.unusable.items()):
         summary.notes.append(f"{topic} not recovered: {why}")
