@@ -507,7 +507,13 @@ class BagWriter:
                            or (self.max_bytes and self.current_file_bytes() >= self.max_bytes)):
             self.split()
             f = self._file
+        storage = self._writer.storage
+        chunks = len(storage.chunks) if self.storage == "mcap" else 0
         self._writer.write(connection, log_ns, raw)
+        if chunks != (len(storage.chunks) if self.storage == "mcap" else 0):
+            # rosbags closed a 1 MiB chunk: hand it to the OS now, not once 8 KiB of compressed chunks piled
+            # up in Python's buffer (a killed process keeps what the OS has)
+            storage.bio.flush()
         self.counts[connection.topic] = self.counts.get(connection.topic, 0) + 1
         f["count"] += 1
         f["start"], f["end"] = min(f["start"], log_ns), max(f["end"], log_ns)

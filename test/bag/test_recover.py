@@ -68,24 +68,28 @@ def chunked_mcap(sample_bag, tmp_path_factory) -> Path:
 KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     from dense_descriptor_ros.bag.io import BagWriter
-    out, storage, flushed, more = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    out, storage, flushed, more, big = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     w = BagWriter(out, storage).__enter__()
     c = w.add_topic("/n", "std_msgs/msg/String")
     S = w.store.types["std_msgs/msg/String"]
     for i in range(flushed + more):
         if i == flushed:
             w.flush()
-        w.write_msg(c, 1000 + i, S(data=f"message {i} " + "x" * (i % 50)))
+        w.write_msg(c, 1000 + i, S(data=f"message {i} " + "x" * (big if i >= flushed else i % 50)))
     print(w.storage_path, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """)
 
 
-@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_a_killed_writer_loses_only_what_followed_its_last_flush(tmp_path, storage):
+@pytest.mark.parametrize(("storage", "big"), [("mcap", 0), ("sqlite3", 0), ("mcap", 200_000), ("sqlite3", 200_000)],
+                         ids=["mcap", "sqlite3", "mcap-big", "sqlite3-spilled"])
+def test_a_killed_writer_loses_only_what_followed_its_last_flush(tmp_path, storage, big):
+    """With `big`, the 40 unflushed messages are 200 kB each: mcap closes 1 MiB chunks of them (complete
+    records after the flush: they come back too), sqlite3's page cache spills uncommitted pages into the
+    database file, which only the journal's rollback undoes."""
     flushed, more = 300, 40
     p = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "rec"), storage, str(flushed),
-                        str(more)], capture_output=True, text=True, timeout=120)
+                        str(more), str(big)], capture_output=True, text=True, timeout=120)
     assert p.returncode == -signal.SIGKILL, p.stderr
     partial = Path(p.stdout.strip()).parent
     assert partial.parent.name.startswith(".rec.partial-") and not (tmp_path / "rec").exists()
@@ -94,12 +98,20 @@ def test_a_killed_writer_loses_only_what_followed_its_last_flush(tmp_path, stora
         with pytest.raises(BagError, match="bag recover"):
             BagReader(path)
     s = recover_bag(partial, log=_quiet)
-    assert Path(s.out) == tmp_path / "rec" and s.counts == {"/n": flushed}
-    assert not s.files[0].complete and s.files[0].messages == flushed
+    # mcap: every chunk rosbags closed at 1 MiB after the flush reached the file too (6 messages of 200 kB)
+    per_chunk = 2**20 // (big + 60) + 1 if big else more + 1
+    kept = flushed + (more // per_chunk * per_chunk if storage == "mcap" else 0)
+    assert Path(s.out) == tmp_path / "rec" and s.counts == {"/n": kept}
+    assert not s.files[0].complete and s.files[0].messages == kept
+    if storage == "sqlite3":
+        journal = partial / "rec.db3-journal"
+        assert journal.is_file() and "rolled back" in s.files[0].cut
+        if big:
+            assert (partial / "rec.db3").stat().st_size > 40 * big // 2  # uncommitted pages reached the file
     with BagReader(tmp_path / "rec") as r:
         got = [(ts, r.deserialize(raw, t).data) for _, t, ts, raw in r.messages()]
-        assert r.topics["/n"].count == flushed and r.custom["recovered_from"].startswith(str(partial))
-    assert got == [(1000 + i, f"message {i} " + "x" * (i % 50)) for i in range(flushed)]
+        assert r.topics["/n"].count == kept and r.custom["recovered_from"].startswith(str(partial))
+    assert got == [(1000 + i, f"message {i} " + "x" * (big if i >= flushed else i % 50)) for i in range(kept)]
     assert partial.is_dir()  # the source is left as it was
 
 
@@ -183,7 +195,7 @@ def test_a_damaged_chunk_ends_the_recovery_there(chunked_mcap, tmp_path):
 
 # ------------------------------------------------------------------------------------------------- CLI
 def _killed_recording(tmp_path: Path, storage: str = "mcap") -> Path:
-    p = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "rec"), storage, "20", "5"],
+    p = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "rec"), storage, "20", "5", "0"],
                        capture_output=True, text=True, timeout=120)
     return Path(p.stdout.strip()).parent
 
