@@ -370,6 +370,9 @@ class BagWriter:
 
     Every file but the open one is complete (summary, footer / committed) once a new one starts, and
     metadata.yaml lists them all. `flush()` makes what was written so far survive a kill of the process.
+    Splitting and flushing use rosbags 0.11's storage writers directly (McapWriter's pending `chunk`,
+    `close_chunk()`, `bio`, `chunks`; Sqlite3Writer's `conn`): test_recover / test_split fail if a rosbags
+    update changes them.
     """
 
     def __init__(self, out: str | Path, storage: str = "mcap", compression: str = "auto", overwrite: bool = False,
