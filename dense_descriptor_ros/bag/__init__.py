@@ -1,5 +1,6 @@
-"""rosbag2 tools (docs/rosbag_tools.md): read / write bags, run the pipeline over them offline, replay and
-record them on live topics, make the simulated sample, and train from them.
+"""rosbag2 tools (docs/rosbag_tools.md): read / write bags (split or not), run the pipeline over them offline,
+replay and record them on live topics, recover what a killed recording left, make the simulated sample, and
+train from them.
 
 Only `play` and `record` import rclpy; only `process` and `dataset` import torch. The names below are
 loaded on first use, so `import dense_descriptor_ros.bag` stays light.
@@ -18,6 +19,7 @@ _EXPORTS = {
     "SampleOptions": "sample", "write_sample_bag": "sample", "sample_bag_path": "sample",
     "PlayOptions": "play", "play_bag": "play",
     "RecordOptions": "record", "record_bag": "record",
+    "RecoverSummary": "recover", "recover_bag": "recover",
     "BagFrames": "dataset", "BagPairDataset": "dataset", "load_bag_frames": "dataset",
 }
 

@@ -49,11 +49,11 @@ def _remap(text: str) -> tuple[str, str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `bag` group."""
-    p = subparsers.add_parser("bag", help="rosbag2 tools: info, process, play, record, sample",
+    p = subparsers.add_parser("bag", help="rosbag2 tools: info, process, play, record, recover, sample",
                               description="rosbag2 files (sqlite3 or mcap) without a ROS installation: inspect "
                                           "them, run the descriptor pipeline over them offline, replay and record "
-                                          "them on live topics, and make the simulated sample "
-                                          "(docs/rosbag_tools.md).")
+                                          "them on live topics, recover what a killed recording left, and make "
+                                          "the simulated sample (docs/rosbag_tools.md).")
     sub = p.add_subparsers(dest="bag_command", metavar="SUBCOMMAND")
     sub.required = True
 
@@ -123,7 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "record", help="record live topics into a rosbag2",
         description="Subscribe (serialised, no decoding) to TOPIC... with their types found in the ROS graph "
                     "(topics that appear later are picked up) and write a rosbag2. Ctrl-C, --duration or "
-                    "--count stop it with a complete bag. ROS arguments go after --ros-args.")
+                    "--count stop it with a complete bag; a killed recorder's bag is rebuilt by `bag recover`. "
+                    "ROS arguments go after --ros-args.")
     rc.add_argument("out", type=Path, metavar="OUT", help="output rosbag2 folder (must not exist)")
     rc.add_argument("topics", nargs="+", metavar="TOPIC")
     rc.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -135,7 +136,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rc.add_argument("--qos-reliability", choices=("auto", "best_effort", "reliable"), default="auto",
                     help="auto (default): reliable if every publisher offers it, else best effort")
     rc.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    rc.add_argument("--max-bag-duration", "--max-duration", dest="max_bag_duration", type=_positive_float,
+                    metavar="S", help="split: start a new file every S seconds of log time (rosbag2's option)")
+    size = rc.add_mutually_exclusive_group()
+    size.add_argument("--max-bag-size", type=int_at_least(1), metavar="BYTES",
+                      help="split: start a new file once the current one holds BYTES bytes (rosbag2's option)")
+    size.add_argument("--max-size", type=_positive_float, metavar="MB",
+                      help="split: the same in megabytes (10^6 bytes)")
+    rc.add_argument("--flush-interval", type=_positive_float, default=0.5, metavar="S",
+                    help="write out what was received every S seconds (default 0.5): a killed recorder loses "
+                         "at most that much; `bag recover` rebuilds its bag")
     rc.set_defaults(func=run_record)
+
+    rv = sub.add_parser(
+        "recover", help="rebuild a complete bag from what a killed recording left",
+        description="Read every complete record of IN (a bag folder, the hidden .NAME.partial-*/NAME folder a "
+                    "killed `bag record` leaves, or a lone .mcap / .db3) and write them as a complete, readable "
+                    "rosbag2 (metadata.yaml, mcap summary and footer), one output file per input file. mcap: "
+                    "streamed to the last complete record; sqlite3: a copy of the database with its journal, "
+                    "rolled back by SQLite to its last commit. IN is not changed. Prints what was recovered "
+                    "and where each file was cut.")
+    rv.add_argument("bag", type=Path, metavar="IN")
+    rv.add_argument("--out", "-o", type=Path, metavar="OUT",
+                    help="the bag to write; default: for .NAME.partial-*/NAME the NAME the recording was "
+                         "meant to have (next to the hidden folder), else IN_recovered")
+    rv.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    rv.set_defaults(func=run_recover)
 
     sm = sub.add_parser(
         "sample", help="make the simulated sample bag (deterministic)",
@@ -251,12 +277,34 @@ def run_record(args: argparse.Namespace) -> int:
     from .io import BagError
     from .record import RecordOptions, record_bag
 
+    max_size = args.max_bag_size or (int(args.max_size * 1e6) if args.max_size else 0)
     opts = RecordOptions(storage=args.storage, compression=args.compression, duration_s=args.duration,
-                         count=args.count, reliability=args.qos_reliability, overwrite=args.overwrite)
+                         count=args.count, reliability=args.qos_reliability, overwrite=args.overwrite,
+                         max_bag_duration_s=args.max_bag_duration or 0.0, max_bag_size=max_size,
+                         flush_interval_s=args.flush_interval)
     try:
         return record_bag(args.out, args.topics, opts, ros_args=list(getattr(args, "ros_args", None) or []))
     except BagError as e:
         return _error("record", f"{e}")
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    from .io import BagError
+    from .recover import recover_bag
+
+    try:
+        summary = recover_bag(args.bag, args.out, overwrite=args.overwrite,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+    except BagError as e:
+        return _error("recover", str(e))
+    except OSError as e:
+        return _error("recover", f"{e}")
+    except KeyboardInterrupt:
+        print("interrupted: nothing written", file=sys.stderr)
+        return 130
+    print(summary.format())
+    print(f"{args.bag} is left as it was; remove it once {summary.out} is checked")
+    return 0
 
 
 # -------------------------------------------------------------------------------------------- sample

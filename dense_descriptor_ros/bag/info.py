@@ -46,6 +46,7 @@ class BagSummary:
     end_ns: int
     topics: list[TopicSummary] = field(default_factory=list)
     custom: dict[str, str] = field(default_factory=dict)  # the bag's custom_data
+    files: list[str] = field(default_factory=list)  # storage files (several for a split bag)
 
     @property
     def duration_s(self) -> float:
@@ -68,7 +69,7 @@ def bag_summary(path: str | Path, rates: bool = True) -> BagSummary:
     """
     with BagReader(path) as r:
         s = BagSummary(str(path), r.storage, r.compression, r.size_bytes, r.message_count, r.start_ns, r.end_ns,
-                       custom=dict(r.custom))
+                       custom=dict(r.custom), files=list(r.files))
         by_name = {}
         for name in sorted(r.topics):
             t = r.topics[name]
@@ -103,6 +104,8 @@ def format_summary(s: BagSummary) -> str:
              f"storage:     {s.storage}, compression {s.compression}, {_size(s.size_bytes)}",
              f"messages:    {s.message_count}",
              f"duration:    {s.duration_s:.3f} s"]
+    if len(s.files) > 1:
+        lines.append(f"files:       {len(s.files)} (split): {', '.join(s.files)}")
     if s.message_count:
         lines += [f"start:       {when(s.start_ns)} ({s.start_ns} ns)", f"end:         {when(s.end_ns)}"]
     for k, v in sorted(s.custom.items()):

@@ -28,6 +28,7 @@ STORAGES = ("mcap", "sqlite3")
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
+RECOVER = "dense-descriptor bag recover"
 
 
 class BagError(ValueError):
@@ -124,13 +125,18 @@ def detect_storage(path: str | Path) -> str:
     """
     p = Path(path)
     if not p.exists():
-        raise BagError(f"{p} does not exist")
+        from .recover import partial_recording_of
+
+        partial = partial_recording_of(p)
+        hint = (f"; an unfinished recording of it is in {partial}: `{RECOVER} {partial}` rebuilds it"
+                if partial is not None else "")
+        raise BagError(f"{p} does not exist{hint}")
     if p.is_dir():
         meta = p / "metadata.yaml"
         if not meta.is_file():
             found = sorted(x.name for x in p.iterdir() if x.suffix in (".mcap", ".db3"))
-            hint = (f"; it holds {', '.join(found)}: pass that file to read it without metadata"
-                    if found else "")
+            hint = (f"; it holds {', '.join(found)}: pass that file to read it without metadata, or if a "
+                    f"recording was killed, `{RECOVER} {p}` rebuilds a complete bag" if found else "")
             raise BagError(f"{p} is not a rosbag2 folder (no metadata.yaml){hint}")
         import yaml
 
@@ -161,7 +167,20 @@ def _explain(path: Path, e: BaseException, when: str) -> BagError:
     text = (str(e).strip().splitlines() or [type(e).__name__])[0]
     if "magic" in text.lower() or "footer" in text.lower():
         text += " (the file is truncated: a recording that did not finish?)"
-    return BagError(f"{path} is corrupt or truncated ({when}): {text}")
+    return BagError(f"{path} is corrupt or truncated ({when}): {text}; `{RECOVER} {path}` rebuilds a "
+                    "readable bag from its complete records")
+
+
+def _hot_journal(path: Path) -> Path | None:
+    """The rollback journal / WAL of a sqlite3 bag that was not closed (a killed recording), or None.
+    rosbags opens databases immutable, ignoring it: what it read could be half-written pages."""
+    files = [f for f in path.iterdir() if f.suffix == ".db3"] if path.is_dir() else [path]
+    for f in files:
+        for suffix in ("-journal", "-wal"):
+            side = f.with_name(f.name + suffix)
+            if side.is_file() and side.stat().st_size > 0:
+                return side
+    return None
 
 
 @dataclass
@@ -192,7 +211,7 @@ class BagReader:
 
     Attributes:
         path, storage ("mcap" | "sqlite3"), compression (e.g. "none", "zstd (mcap chunks)"), custom (the
-        metadata's custom_data),
+        metadata's custom_data), files (storage file names; several for a split bag),
         topics (name -> TopicInfo), start_ns / end_ns (first / last log time), message_count, store (the
         typestore: standard types, ours, and the definitions the bag carries).
 
@@ -208,6 +227,10 @@ class BagReader:
         if self.path.is_file() and self.path.suffix != _SUFFIX[self.storage]:
             raise BagError(f"{self.path} is an {self.storage} file: rosbags reads it only with the suffix "
                            f"{_SUFFIX[self.storage]} (rename it)")
+        if self.storage == "sqlite3" and (journal := _hot_journal(self.path)) is not None:
+            raise BagError(f"{self.path} was not closed (its database has the hot journal {journal.name}: a "
+                           f"recording that was killed or is still running); `{RECOVER} {self.path}` rebuilds "
+                           "a complete bag from what was committed")
         try:
             self._reader = Reader(self.path)
             self._reader.open()
@@ -227,6 +250,9 @@ class BagReader:
             t.count += int(c.msgcount)
             t.connections.append(c)
         self.compression = self._compression()
+        listed = getattr(r.storage, "files", None) or []  # metadata.yaml's files (split bags have several)
+        self.files: list[str] = ([str(f.get("path", "")) for f in listed if isinstance(f, dict)]
+                                 if self.path.is_dir() else [self.path.name])
         self.custom: dict[str, str] = dict(getattr(r.storage.metadata, "custom", None) or {})
         self.store = new_typestore()
         self._register_bag_types()
@@ -335,10 +361,23 @@ class BagWriter:
             chunks (the storage plugin's own compression); sqlite3 compresses each message.
         overwrite: replace an existing `out` (only once the new bag is complete).
         store: typestore for definitions and serialisation (default: a new one with our messages).
+        max_bytes: start a new file once the current one holds this many bytes (0: no limit). mcap counts
+            its pending chunk uncompressed, sqlite3 the message bytes plus 40 a row, so files stay at or
+            a little below the limit plus one message.
+        max_duration_ns: start a new file at the first message this much log time after the current
+            file's first message (0: no limit).
+        splitting: name the files OUT_0, OUT_1, ... (rosbag2's naming for split bags; implied by a limit).
+
+    Every file but the open one is complete (summary, footer / committed) once a new one starts, and
+    metadata.yaml lists them all. `flush()` makes what was written so far survive a kill of the process.
+    Splitting and flushing use rosbags 0.11's storage writers directly (McapWriter's pending `chunk`,
+    `close_chunk()`, `bio`, `chunks`; Sqlite3Writer's `conn`): test_recover / test_split fail if a rosbags
+    update changes them.
     """
 
     def __init__(self, out: str | Path, storage: str = "mcap", compression: str = "auto", overwrite: bool = False,
-                 store: Any | None = None) -> None:
+                 store: Any | None = None, max_bytes: int = 0, max_duration_ns: int = 0,
+                 splitting: bool = False) -> None:
         if storage not in STORAGES:
             raise BagError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
         if compression not in ("auto", "zstd", "none"):
@@ -350,9 +389,15 @@ class BagWriter:
         self.compression = ("zstd" if storage == "mcap" else "none") if compression == "auto" else compression
         self.overwrite = overwrite
         self.store = store if store is not None else new_typestore()
+        if max_bytes < 0 or max_duration_ns < 0:
+            raise BagError("split limits must be >= 0")
+        self.max_bytes, self.max_duration_ns = int(max_bytes), int(max_duration_ns)
+        self.splitting = bool(splitting or max_bytes or max_duration_ns)
         self._tmp: Path | None = None
         self._writer: Any = None
         self.counts: dict[str, int] = {}
+        self.files: list[dict[str, int | str]] = []  # closed files: path, count, start / end log time
+        self._file = self._new_file_stats()
 
     def __enter__(self) -> BagWriter:
         from rosbags.rosbag2 import Writer
@@ -371,10 +416,77 @@ class BagWriter:
             self._writer.set_compression(mode, CompressionFormat.ZSTD)
         try:
             self._writer.open()
+            if self.splitting:  # rosbags names its one file OUT.mcap: start with OUT_0.mcap instead
+                first = self._writer.storage
+                first.abort()
+                first.path.unlink()
+                self._writer.storage = self._new_storage(0)
         except Exception as e:
             self._discard()
             raise BagError(f"cannot create {self.out}: {e}") from None
         return self
+
+    # ------------------------------------------------------------------ files, splits and flushing
+    @staticmethod
+    def _new_file_stats() -> dict[str, int]:
+        return {"count": 0, "start": 2**63 - 1, "end": 0, "bytes": 0}
+
+    def _new_storage(self, index: int) -> Any:
+        folder = self._tmp / self.out.name
+        file = folder / f"{self.out.name}_{index}{_SUFFIX[self.storage]}"
+        return type(self._writer.storage)(_StorageFile(file), self._writer.compression_mode)
+
+    @property
+    def storage_path(self) -> Path:
+        """The file being written now (inside the hidden partial folder until the bag is complete)."""
+        return Path(self._writer.storage.path)
+
+    def current_file_bytes(self) -> int:
+        """Bytes of the open file (mcap: written + the pending chunk uncompressed; sqlite3: estimated)."""
+        s = self._writer.storage
+        if self.storage == "mcap":
+            return s.bio.tell() + s.chunk.bio.tell()
+        return self._file["bytes"]
+
+    def connections_of(self, topic: str) -> list[Any]:
+        """The connections (one per type / QoS combination) declared for `topic`."""
+        return [c for c in self._writer.connections if c.topic == topic]
+
+    def split(self) -> None:
+        """Close the open file (complete, with summary and footer) and continue in the next one."""
+        import yaml
+
+        if not self.splitting:
+            raise BagError("split() needs a BagWriter made with splitting=True (or a size / duration limit)")
+        w = self._writer
+        old = w.storage
+        f = self._file
+        info = {"relative_file_paths": [old.path.name], "message_count": f["count"],
+                "starting_time": {"nanoseconds_since_epoch": f["start"] if f["count"] else 0},
+                "duration": {"nanoseconds": f["end"] - f["start"] if f["count"] else 0}}
+        old.close(w.version, yaml.safe_dump(info).strip())
+        self.files.append({"path": old.path.name, **f})
+        new = w.storage = self._new_storage(len(self.files))
+        self._file = self._new_file_stats()
+        declared: set[str] = set()
+        for conn in w.connections:  # every file is readable on its own: types and topics again
+            if conn.msgtype not in declared:
+                new.add_msgtype(conn)
+                declared.add(conn.msgtype)
+            new.add_connection(conn, _dumped_qos(w, conn))
+
+    def flush(self, fsync: bool = True) -> None:
+        """Make every message written so far survive a kill of this process (and, with `fsync`, a power
+        cut): mcap closes its pending chunk and writes it out, sqlite3 commits."""
+        s = self._writer.storage
+        if self.storage == "mcap":
+            if s.chunk.bio.tell():  # messages, or a new topic's channel record
+                s.close_chunk()
+            s.bio.flush()
+            if fsync:
+                os.fsync(s.bio.fileno())
+        else:
+            s.conn.commit()  # SQLite's commit is durable (synchronous=FULL)
 
     def add_topic(self, topic: str, msgtype: str, qos: Iterable[Any] = (), msgdef: str = "", rihs01: str = "") -> Any:
         """Declare a topic; returns the connection to write to. Without `msgdef`/`rihs01` the definition
@@ -391,9 +503,24 @@ class BagWriter:
         self._writer.set_custom_data(key, value)
 
     def write(self, connection: Any, log_ns: int, raw: bytes | memoryview) -> None:
-        """One serialised message at log time `log_ns`."""
-        self._writer.write(connection, int(log_ns), raw)
+        """One serialised message at log time `log_ns` (in a new file first if a split limit is reached)."""
+        log_ns = int(log_ns)
+        f = self._file
+        if f["count"] and ((self.max_duration_ns and log_ns - f["start"] >= self.max_duration_ns)
+                           or (self.max_bytes and self.current_file_bytes() >= self.max_bytes)):
+            self.split()
+            f = self._file
+        storage = self._writer.storage
+        chunks = len(storage.chunks) if self.storage == "mcap" else 0
+        self._writer.write(connection, log_ns, raw)
+        if chunks != (len(storage.chunks) if self.storage == "mcap" else 0):
+            # rosbags closed a 1 MiB chunk: hand it to the OS now, not once 8 KiB of compressed chunks piled
+            # up in Python's buffer (a killed process keeps what the OS has)
+            storage.bio.flush()
         self.counts[connection.topic] = self.counts.get(connection.topic, 0) + 1
+        f["count"] += 1
+        f["start"], f["end"] = min(f["start"], log_ns), max(f["end"], log_ns)
+        f["bytes"] += len(raw) + 40
 
     def write_msg(self, connection: Any, log_ns: int, msg: Any) -> bytes:
         """Serialise a rosbags message object and write it; returns the bytes."""
@@ -418,9 +545,12 @@ class BagWriter:
             return
         assert self._tmp is not None
         try:
+            last = Path(self._writer.storage.path).name
             self._writer.close()
             self._writer = None
             staged = self._tmp / self.out.name
+            if self.splitting:
+                self._list_files(staged / "metadata.yaml", last)
             old = None
             if self.out.exists():  # overwrite: move the old bag aside, then swap
                 old = self._tmp / f"{self.out.name}.old"
@@ -433,3 +563,50 @@ class BagWriter:
             raise
         shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp = None
+
+    def _list_files(self, meta: Path, last: str) -> None:
+        """metadata.yaml of a split bag: rosbags' Writer listed only the last file."""
+        from ruamel.yaml import YAML
+
+        yaml = YAML(typ="safe")
+        yaml.default_flow_style = False
+        doc = yaml.load(meta.read_text())
+        info = doc["rosbag2_bagfile_information"]
+        files = [*self.files, {"path": last, **self._file}]
+        info["relative_file_paths"] = [f["path"] for f in files]
+        info["files"] = [{"path": f["path"],
+                          "starting_time": {"nanoseconds_since_epoch": f["start"] if f["count"] else 0},
+                          "duration": {"nanoseconds": f["end"] - f["start"] if f["count"] else 0},
+                          "message_count": f["count"]} for f in files]
+        tmp = meta.with_suffix(".yaml.tmp")
+        with tmp.open("w") as out:
+            yaml.dump(doc, out)
+        os.replace(tmp, meta)
+
+
+class _StorageFile:
+    """What rosbags' storage writers take as their folder: they name their file after it
+    (FOLDER / "FOLDER.mcap"). This one puts that file at `file` instead (OUT/OUT_3.mcap of a split bag)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file, self.name = file, file.stem
+
+    def __truediv__(self, _name: str) -> Path:
+        return self.file
+
+
+def _dumped_qos(writer: Any, conn: Any) -> str:
+    """A connection's offered QoS as rosbags' Writer passes it to a storage (YAML text)."""
+    from io import StringIO
+
+    from rosbags.rosbag2.metadata import dump_qos_v8, dump_qos_v9
+    from ruamel.yaml import YAML
+
+    dumped = (dump_qos_v9 if writer.version >= 9 else dump_qos_v8)(list(conn.ext.offered_qos_profiles))
+    if isinstance(dumped, str):
+        return dumped
+    stream = StringIO()
+    yaml = YAML(typ="safe")
+    yaml.default_flow_style = False
+    yaml.dump(dumped, stream)
+    return stream.getvalue().strip()

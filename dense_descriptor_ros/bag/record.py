@@ -7,6 +7,11 @@ offer it, so a best-effort camera is still received), and what they offered is s
 `bag play` can offer it again. Messages are logged at their receive time on the node's clock (ROS time
 with use_sim_time). Ctrl-C, SIGTERM, `duration_s` or `count` end the recording with a complete bag.
 
+Crash safety: the writer is flushed every `flush_interval_s` (an mcap chunk closed and written out, or a
+sqlite3 commit), so a SIGKILL, an OOM kill or a power cut loses only what arrived since the last flush;
+`bag recover` rebuilds the bag from the hidden partial folder. With `max_bag_duration_s` /
+`max_bag_size` the bag is split into files that are each complete once the next one starts.
+
 Imports rclpy.
 """
 
@@ -36,10 +41,20 @@ class RecordOptions:
     overwrite: bool = False  # replace an existing output bag
     depth: int = 100  # subscription history depth (a burst of messages waits here while one is written)
     discovery_period_s: float = 0.5  # how often missing topics are looked for in the graph
+    max_bag_duration_s: float = 0.0  # start a new file after this much log time (0: one file)
+    max_bag_size: int = 0  # start a new file once the current one holds this many bytes (0: no limit)
+    # write out (mcap: close the chunk, flush, fsync; sqlite3: commit) this often: what a kill can lose is
+    # what arrived since the last flush
+    flush_interval_s: float = 0.5
+    fsync: bool = True  # flushes also survive a power cut (fsync), not only a killed process
 
     def validate(self) -> None:
         if self.duration_s is not None and not self.duration_s > 0:
             raise BagError(f"duration must be > 0, got {self.duration_s}")
+        if self.max_bag_duration_s < 0 or self.max_bag_size < 0:
+            raise BagError("--max-bag-duration and --max-bag-size must be >= 0")
+        if not self.flush_interval_s > 0:
+            raise BagError(f"flush interval must be > 0, got {self.flush_interval_s}")
         if self.count < 0 or self.depth < 1:
             raise BagError("count must be >= 0 and depth >= 1")
         if self.reliability not in ("auto", "best_effort", "reliable"):
@@ -129,7 +144,8 @@ def record_bag(out: str | Path, topics: list[str], options: RecordOptions | None
 
     from .rclpy_io import sigterm_as_interrupt, start_node
 
-    with BagWriter(out, o.storage, o.compression, o.overwrite) as writer:
+    with BagWriter(out, o.storage, o.compression, o.overwrite, max_bytes=o.max_bag_size,
+                   max_duration_ns=int(o.max_bag_duration_s * 1e9)) as writer:
         try:
             context, node = start_node(NODE_NAME, ros_args or [])
         except ValueError as e:
@@ -141,11 +157,25 @@ def record_bag(out: str | Path, topics: list[str], options: RecordOptions | None
         executor.add_node(node)
         t0 = time.monotonic()
         next_discovery = t0
+        next_flush = t0 + o.flush_interval_s
+        closed = 0
         waiting_said = False
         why = "interrupted"
+        log(f"writing {writer.storage_path.parent} (renamed to {out} when complete; if this process is "
+            f"killed, `dense-descriptor bag recover {writer.storage_path.parent}` rebuilds it)")
         try:
             while context.ok():
                 now = time.monotonic()
+                if now >= next_flush and not rec.bad:
+                    try:
+                        writer.flush(o.fsync)
+                    except OSError as e:  # disk full, ...: stop, keep what was written
+                        rec.bad["(flush)"] = f"{type(e).__name__}: {e}"
+                    next_flush = now + o.flush_interval_s
+                if len(writer.files) > closed:
+                    for f in writer.files[closed:]:
+                        log(f"closed {f['path']} ({f['count']} messages)")
+                    closed = len(writer.files)
                 if now >= next_discovery and len(rec.subs) + len(rec.skipped) < len(names):
                     rec.discover()
                     next_discovery = now + o.discovery_period_s
