@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..correspondence.pairs import check_shape
+from ..models.descriptor_net import HypercolumnDecoder
 
 #: ImageNet statistics, as the networks normalise their input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -165,6 +166,7 @@ class PretrainedHypercolumn(nn.Module):
                  std: tuple[float, float, float] = IMAGENET_STD) -> None:
         super().__init__()
         self.encoder = encoder.eval()
+        self.decoder = HypercolumnDecoder()
         self.stride = int(encoder.strides[0])
         self.descriptor_dim = int(sum(encoder.channels))
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -173,12 +175,12 @@ class PretrainedHypercolumn(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         _check_image(image)
         h, w = image.shape[-2:]
-        size = (-(-h // self.stride), -(-w // self.stride))
         feats = self.encoder((image.float() - self.mean) / self.std)
-        # cell centres stay in place: the map convention ((j + 0.5) * stride - 0.5) at every level
-        cols = [F.interpolate(F.normalize(f, dim=1), size=size, mode="bilinear", align_corners=False)
-                if f.shape[-2:] != size else F.normalize(f, dim=1) for f in feats]
-        return F.normalize(torch.cat(cols, 1), dim=1)
+        hyper = self.decoder(feats)[0]
+        # the finest tap is at ceil(H / s) for these encoders (padding k // 2): the map convention
+        check_shape(hyper, (image.shape[0], self.descriptor_dim, -(-h // self.stride), -(-w // self.stride)),
+                    "hypercolumn")
+        return F.normalize(hyper, dim=1)
 
 
 __all__ = ["PretrainedHypercolumn", "DenseRootSIFT", "orientation_histograms", "rgb_descriptor", "lab_descriptor"]

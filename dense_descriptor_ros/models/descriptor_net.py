@@ -46,6 +46,24 @@ class FPNDecoder(nn.Module):
         return outs[::-1]
 
 
+class HypercolumnDecoder(nn.Module):
+    """Every encoder map L2-normalised over channels, bilinearly resampled to the finest map's grid and
+    concatenated (a hypercolumn, Hariharan et al. 2015). It has no parameters: the descriptor head is a linear
+    map of the pretrained features themselves, which `train.finetune.pca_init_head` can start at their
+    principal components, so training starts where the untrained features already are.
+
+    Shape:
+        feats: maps finest first -> one map with sum(channels) channels on the finest grid.
+    """
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        size = feats[0].shape[-2:]
+        cols = [F.normalize(f, dim=1) if f.shape[-2:] == size else
+                F.interpolate(F.normalize(f, dim=1), size=size, mode="bilinear", align_corners=False)
+                for f in feats]
+        return [torch.cat(cols, 1)]
+
+
 class Predictor(nn.Module):
     """SimSiam predictor MLP (Chen & He 2021) applied to sampled descriptors.
 
@@ -87,6 +105,11 @@ class DescriptorNet(nn.Module):
             self.levels = 1
             head_in = self.encoder.channels[-1]
             self.level_strides = (self.encoder.strides[-1],)
+        elif arch.decoder == "hypercolumn":
+            self.decoder = HypercolumnDecoder()
+            self.levels = 1
+            head_in = sum(self.encoder.channels)
+            self.level_strides = (self.encoder.strides[0],)
         else:
             # fpn_slim: no 3x3 smoothing on the pyramid; the depthwise head does it once, at the finest level
             self.decoder = FPNDecoder(self.encoder.channels, config.decoder_channels, smooth=arch.decoder == "fpn")

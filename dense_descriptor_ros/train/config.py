@@ -119,12 +119,17 @@ class FinetuneConfig:
     freeze_bn: bool = False
     # Freeze the first N units of the encoder (stem, then blocks / stages in input order): no gradients.
     freeze_stages: int = 0
+    # Start the 1x1 descriptor head at the principal components of the decoder's features on the first view of
+    # this many training pairs (0 = random head). For pretrained encoders with a hypercolumn decoder
+    # (effnet_lite0): training starts from the PCA of the ImageNet features instead of a random projection.
+    pca_head_images: int = 0
 
     def __post_init__(self) -> None:
         if self.encoder_lr_mult < 0:
             raise ValueError(f"encoder_lr_mult must be >= 0, got {self.encoder_lr_mult}")
-        if self.freeze_stages < 0:
-            raise ValueError(f"freeze_stages must be >= 0, got {self.freeze_stages}")
+        if self.freeze_stages < 0 or self.pca_head_images < 0:
+            raise ValueError(f"freeze_stages and pca_head_images must be >= 0, got {self.freeze_stages}, "
+                             f"{self.pca_head_images}")
 
 
 @dataclass

@@ -3,6 +3,7 @@ learning rate for the encoder than for the fresh decoder and head."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..models import DescriptorNet
@@ -57,4 +58,38 @@ def param_groups(net: DescriptorNet, cfg: FinetuneConfig) -> list[dict]:
     return groups
 
 
-__all__ = ["freeze_encoder_stages", "set_train_mode", "param_groups"]
+@torch.no_grad()
+def pca_init_head(net: DescriptorNet, images: torch.Tensor, samples: int = 50_000, seed: int = 0) -> float:
+    """Set the 1x1 descriptor head to the top-D principal components of the decoder's features on `images`
+    (bias: minus the projected mean), so the network starts as the PCA of its pretrained features instead of a
+    random projection. Returns the fraction of the feature variance the D components keep.
+
+    Shape:
+        images: (N, 3, H, W) float RGB in [0, 1].
+
+    Raises:
+        ValueError: the head is not a single 1x1 convolution, or D exceeds the feature channels.
+    """
+    head = net.head
+    if not isinstance(head, nn.Conv2d) or head.kernel_size != (1, 1):
+        raise ValueError(f"finetune.pca_head_images needs a 1x1 conv head; {net.config.name} has {type(head).__name__}")
+    was_training = net.training
+    net.eval()
+    feats = net._levels(images.to(head.weight.device))[0]
+    net.train(was_training)
+    c, d = feats.shape[1], head.out_channels
+    if d > c:
+        raise ValueError(f"descriptor_dim {d} exceeds the {c} feature channels: PCA cannot initialise the head")
+    x = feats.permute(0, 2, 3, 1).reshape(-1, c).double()
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = x[torch.randperm(x.shape[0], generator=g)[:samples].to(x.device)]
+    mean = x.mean(0)
+    _, sv, vh = torch.linalg.svd(x - mean, full_matrices=False)
+    w = vh[:d]
+    head.weight.copy_(w.to(head.weight)[:, :, None, None])
+    head.bias.copy_(-(w @ mean).to(head.bias))
+    var = sv.square()
+    return float(var[:d].sum() / var.sum())
+
+
+__all__ = ["freeze_encoder_stages", "set_train_mode", "param_groups", "pca_init_head"]

@@ -26,7 +26,7 @@ from ..models import DescriptorNet, ModelConfig, build_model, load_model, save_m
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .datasets import build_train_dataset, build_val_items
-from .finetune import freeze_encoder_stages, param_groups, set_train_mode
+from .finetune import freeze_encoder_stages, param_groups, pca_init_head, set_train_mode
 from .monitor import MetricHistory, collapse_indicators, pca_panel
 from .sampler import KeyedBatchSampler
 
@@ -219,6 +219,14 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                                                   find_unused_parameters=unused)
 
     dataset: PairDataset = build_train_dataset(cfg.data, progress=main and progress)
+    if fresh and cfg.finetune.pca_head_images > 0:
+        # every rank computes the same PCA from the same seeded items, so replicas start identical
+        n = cfg.finetune.pca_head_images
+        images = torch.stack([dataset[(i % len(dataset), cfg.seed + i)].image_a for i in range(n)])
+        kept = pca_init_head(net, images, seed=cfg.seed)
+        if main:
+            log.info("finetune: descriptor head initialised by PCA of %d images (%.1f%% of the feature variance)",
+                     n, 100 * kept)
     val_items: list[PairItem] = build_val_items(cfg.data) if main else []
     sampler = KeyedBatchSampler(len(dataset), cfg.batch_size, cfg.seed, start_step * cfg.grad_accum,
                                 cfg.steps * cfg.grad_accum, rank, world)

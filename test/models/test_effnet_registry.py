@@ -134,3 +134,15 @@ def test_effnet_onnx_parity(tmp_path):
     export_onnx(net, path, trace_size=(64, 96))
     parity = check_parity(net, path, sizes=((48, 80), (61, 99)), batch=1)
     assert max(parity.values()) < 1e-4, parity
+
+
+def test_hypercolumn_decoder_concatenates_normalised_taps():
+    from dense_descriptor_ros.models.descriptor_net import HypercolumnDecoder
+
+    feats = [torch.rand(2, 3, 8, 12) * 5, torch.rand(2, 4, 4, 6), torch.rand(2, 5, 2, 3)]
+    out = HypercolumnDecoder()(feats)[0]
+    assert out.shape == (2, 12, 8, 12)
+    assert torch.allclose(out[:, :3], F.normalize(feats[0], dim=1))
+    coarse = F.interpolate(F.normalize(feats[2], dim=1), size=(8, 12), mode="bilinear", align_corners=False)
+    assert torch.allclose(out[:, 7:], coarse)  # unit vectors, resampled (bilinear mixes shrink them a little)
+    assert not list(HypercolumnDecoder().parameters())

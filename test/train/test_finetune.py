@@ -10,7 +10,7 @@ from dense_descriptor_ros.config import load_config
 from dense_descriptor_ros.losses import LOSS_NAMES
 from dense_descriptor_ros.models import ModelConfig, build_model
 from dense_descriptor_ros.train.config import FinetuneConfig, LossConfig, TrainConfig
-from dense_descriptor_ros.train.finetune import freeze_encoder_stages, param_groups, set_train_mode
+from dense_descriptor_ros.train.finetune import freeze_encoder_stages, param_groups, pca_init_head, set_train_mode
 from dense_descriptor_ros.train.loop import build_loss_from_config, train
 
 from ..conftest import tiny_overrides
@@ -95,3 +95,40 @@ def test_loss_arguments_come_from_the_config():
     assert (loss.temperature, loss.sigma) == (0.2, 3.0)
     cfg = TrainConfig(model=net.config, loss=LossConfig(name="triplet", margin=0.7))
     assert build_loss_from_config(cfg, net).triplet_margin == 0.7
+
+
+class TestPCAHead:
+    def test_head_is_the_principal_components(self):
+        torch.manual_seed(0)
+        net = build_model(ModelConfig(name="effnet_lite0", descriptor_dim=6))
+        images = torch.rand(3, 3, 64, 96)
+        kept = pca_init_head(net, images)
+        net.eval()
+        with torch.no_grad():
+            feats = net._levels(images)[0].permute(0, 2, 3, 1).reshape(-1, 176).double()
+            out = net.forward_native(images).permute(0, 2, 3, 1).reshape(-1, 6).double()
+        centred = feats - feats.mean(0)
+        # the head's outputs are uncorrelated, ordered by decreasing variance, and hold `kept` of the variance
+        cov = out.T @ out / len(out)
+        assert torch.allclose(out.mean(0), torch.zeros(6, dtype=torch.float64), atol=1e-4)
+        assert (cov - torch.diag(torch.diag(cov))).abs().max() < 1e-3 * cov.diag().max()
+        assert (cov.diag()[:-1] >= cov.diag()[1:] - 1e-9).all()
+        assert abs(cov.diag().sum() / centred.square().sum(1).mean() - kept) < 1e-3
+        assert 0 < kept < 1
+
+    def test_needs_a_linear_head_and_enough_channels(self):
+        with pytest.raises(ValueError, match="1x1 conv head"):
+            pca_init_head(build_model(ModelConfig(name="lite", descriptor_dim=4)), torch.rand(1, 3, 32, 32))
+        with pytest.raises(ValueError, match="exceeds the 176"):
+            pca_init_head(build_model(ModelConfig(name="effnet_lite0", descriptor_dim=200)), torch.rand(1, 3, 32, 32))
+
+    def test_training_starts_from_the_pca(self, image_dir, tmp_path):
+        """finetune.pca_head_images in a run: the logged start is the PCA head (a 1-step run's weights are the
+        PCA's, moved by one Adam step at most lr per weight)."""
+        cfg = load_config(TrainConfig, None, [*tiny_overrides(image_dir, None, tmp_path / "p", steps=1),
+                                              "model.name=effnet_lite0", "model.descriptor_dim=4",
+                                              "finetune.pca_head_images=2", "optim.lr=1e-6"])
+        res = train(cfg, progress=False)
+        head = torch.load(res.run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]["head.weight"]
+        # random init is std 1e-3; the PCA rows are unit vectors
+        assert torch.allclose(head.flatten(1).norm(dim=1), torch.ones(4), atol=1e-3)
