@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from dense_descriptor_ros.cli_args import size_wh  # noqa: E402
 from dense_descriptor_ros.launcher import pipeline_env  # noqa: E402
 from dense_descriptor_ros.node.stats import STAGES  # noqa: E402
-from dense_descriptor_ros.ros_core.topics import output_topics  # noqa: E402
+from dense_descriptor_ros.pipeline.outputs import output_topics  # noqa: E402
 from dense_descriptor_ros.runtime.model_files import default_model_path  # noqa: E402
 
 OUTPUTS = tuple(output_topics())

@@ -27,7 +27,7 @@ PAIRS=()
 [[ -f "$OUT/eval_pairs.json" ]] && PAIRS=(--pairs "$OUT/eval_pairs.json")
 MODELS=(--model "default=$OUT/model.safetensors")
 for m in ${EXTRA_MODELS:-}; do MODELS+=(--model "$m"); done
-$DD eval "${MODELS[@]}" --baselines rootsift rgb lab random:lite "${PAIRS[@]}" \
+$DD eval "${MODELS[@]}" --baselines rootsift rgb lab pretrained:effnet_lite0 random:lite "${PAIRS[@]}" \
     --data "$DATA" samples_heldout --out runs/eval_default --threads 1 --no-progress
 cp runs/eval_default/report.md "$OUT/eval_report.md"
 cp runs/eval_default/pairs.json "$OUT/eval_pairs.json"

@@ -35,7 +35,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
 
 from .. import msg as ddr_msg
-from ..sim.sequence import pose_to_position_quaternion
+from ..geometry.poses import pose_to_position_quaternion
 from .consumer import ConsumerOptions, HandleFrameConsumer
 from .handle_frame import FILTER_METHODS
 

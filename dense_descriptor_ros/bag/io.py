@@ -47,14 +47,16 @@ def new_typestore():
 
 
 def message_types(store):
-    """ros_core.outputs.MessageTypes with rosbags classes (numpy arrays) from `store`."""
-    from ..ros_core.outputs import MessageTypes
+    """pipeline.outputs.MessageTypes with rosbags classes (numpy arrays) from `store`."""
+    from ..pipeline.outputs import MessageTypes
 
     t = store.types
-    return MessageTypes(t["std_msgs/msg/Header"], t["builtin_interfaces/msg/Time"], t["geometry_msgs/msg/Point"],
-                        t["dense_descriptor_ros/msg/DescriptorMap"], t["dense_descriptor_ros/msg/Keypoint"],
-                        t["dense_descriptor_ros/msg/KeypointArray"], t["dense_descriptor_ros/msg/Correspondences"],
-                        "numpy")
+    return MessageTypes(Header=t["std_msgs/msg/Header"], Time=t["builtin_interfaces/msg/Time"],
+                        Point=t["geometry_msgs/msg/Point"], DescriptorMap=t["dense_descriptor_ros/msg/DescriptorMap"],
+                        Keypoint=t["dense_descriptor_ros/msg/Keypoint"],
+                        KeypointArray=t["dense_descriptor_ros/msg/KeypointArray"],
+                        Correspondences=t["dense_descriptor_ros/msg/Correspondences"],
+                        Image=t["sensor_msgs/msg/Image"], arrays="numpy")
 
 
 def qos_profile(reliable: bool = True, depth: int = 10, transient_local: bool = False):

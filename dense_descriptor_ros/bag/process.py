@@ -2,7 +2,7 @@
 
 The same code path as the live node: the node's parameters (`NodeSettings`) give the pipeline and
 extractor configs, `pipeline.inputs.decode_frame` decodes the synchronised messages, `FrameProcessor`
-computes every output and `ros_core.outputs` builds the messages, which are written under the node's
+computes every output and `pipeline.outputs` builds the messages, which are written under the node's
 output topic names, stamped with the colour image's header and logged at the colour message's log time.
 Nothing depends on the wall clock, so the same input and settings give byte-identical messages.
 
@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..node.params import NodeSettings
-from ..ros_core.topics import NODE_NAME, OUTPUT_QOS_DEPTH, OUTPUT_TYPES, output_topics
+from ..pipeline.outputs import OUTPUT_QOS_DEPTH, OUTPUT_TYPES, output_messages, output_topics
+from ..ros_core.topics import NODE_NAME
 from .frames import InputStats, InputTopics, iter_synced, resolve_input_topics
 from .io import BagReader, BagWriter, message_types, qos_profile
 
@@ -146,8 +147,6 @@ def process_bag(inp: str | Path, out: str | Path, settings: NodeSettings | None 
 
     from ..pipeline import Wanted
     from ..pipeline.inputs import DECODE_ERRORS, decode_frame
-    from ..ros_core import rgb_to_image
-    from ..ros_core.outputs import correspondences_msg, descriptor_map_msg, keypoint_array_msg
 
     settings = settings or NodeSettings()
     o = options or ProcessOptions()
@@ -163,7 +162,6 @@ def process_bag(inp: str | Path, out: str | Path, settings: NodeSettings | None 
             log("no keypoint file: keypoint output off")
         store = reader.store
         types = message_types(store)
-        Image, Header = store.types["sensor_msgs/msg/Image"], store.types["std_msgs/msg/Header"]
         wanted = Wanted()
         t_start = time.perf_counter()
         with BagWriter(out, o.storage, o.compression, o.overwrite, store=store) as writer:
@@ -213,14 +211,8 @@ def process_bag(inp: str | Path, out: str | Path, settings: NodeSettings | None 
                         stages.setdefault(k, []).append(v)
                     t3 = time.perf_counter()
                     log_ns = item.log_ns
-                    writer.write_msg(conns["descriptors"], log_ns, descriptor_map_msg(types, r))
-                    pca = Image(header=Header(stamp=item.color.header.stamp, frame_id=item.color.header.frame_id),
-                                **rgb_to_image(r.pca_rgb, "bgr8").to_kwargs("numpy"))
-                    writer.write_msg(conns["pca"], log_ns, pca)
-                    if r.keypoints is not None:
-                        writer.write_msg(conns["keypoints"], log_ns, keypoint_array_msg(types, r))
-                    if r.correspondences is not None:
-                        writer.write_msg(conns["correspondences"], log_ns, correspondences_msg(types, r))
+                    for spec, msg in output_messages(types, r):  # what the node would publish
+                        writer.write_msg(conns[spec.key], log_ns, msg)
                     summary.frames_processed += 1
                     t_read = time.perf_counter()
                     stages.setdefault("write", []).append((t_read - t3) * 1e3)

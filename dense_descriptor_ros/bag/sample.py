@@ -52,8 +52,8 @@ def sample_bag_path() -> Path:
 
 
 def _messages(store: Any, seq: Any, i: int, stamp_ns: int, depth_encoding: str) -> dict[str, Any]:
+    from ..geometry.poses import pose_to_position_quaternion
     from ..ros_core.image_codec import depth_to_image, rgb_to_image
-    from ..sim.sequence import pose_to_position_quaternion
 
     t = store.types
     stamp = t["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)

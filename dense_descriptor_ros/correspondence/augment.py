@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import kornia.augmentation as KA
 import torch
 
-from .pairs import check_shape
+from ..checks import check_shape
+from ..geometry.camera import pixel_grid
 
 
 @dataclass
@@ -121,13 +122,6 @@ class TwoViews:
     valid_b: torch.Tensor
     matrix_a: torch.Tensor
     matrix_b: torch.Tensor
-
-
-def pixel_grid(h: int, w: int, device: torch.device | None = None, dtype=torch.float32) -> torch.Tensor:
-    """(h, w, 2) grid of pixel (x, y) centres."""
-    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
-                            torch.arange(w, device=device, dtype=dtype), indexing="ij")
-    return torch.stack([xs, ys], dim=-1)
 
 
 def apply_homography(matrix: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:

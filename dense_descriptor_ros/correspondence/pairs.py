@@ -11,11 +11,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-
-def check_shape(t: torch.Tensor, shape: tuple[int | str, ...], name: str) -> None:
-    """Raise ValueError unless `t` has len(shape) dims and every int entry matches (str = any size)."""
-    if t.ndim != len(shape) or any(isinstance(s, int) and s != n for s, n in zip(shape, t.shape, strict=True)):
-        raise ValueError(f"{name}: expected shape ({', '.join(map(str, shape))}), got {tuple(t.shape)}")
+from ..checks import check_shape  # re-exported: correspondence.pairs.check_shape predates checks.py
 
 
 @dataclass

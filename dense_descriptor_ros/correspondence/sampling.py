@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .pairs import PairSample, check_shape, sample_descriptors
+from ..checks import check_shape
+from .pairs import PairSample, sample_descriptors
 
 
 def _pick(pool: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -12,7 +12,8 @@ from typing import Protocol
 
 import torch
 
-from ..correspondence.pairs import PairSample, check_shape
+from ..checks import check_shape
+from ..correspondence.pairs import PairSample
 
 
 @dataclass

@@ -18,9 +18,13 @@ import numpy as np
 from ..acf.handle_frame import estimate_handle_frame, frame_errors, truth_handle_frame
 from ..bag.io import BagReader
 from ..matching.keypoints import ReferenceKeypoints
+from ..pipeline.outputs import output_topics
 from ..ros_core import image_to_rgb
 from ..ros_core.sync import stamp_to_ns
-from .run import OUTPUT_TOPICS
+from ..ros_core.topics import DIAGNOSTICS_TOPIC
+
+#: What the demo records: every node output and /diagnostics.
+OUTPUT_TOPICS = {**output_topics(), "diagnostics": DIAGNOSTICS_TOPIC}
 
 if TYPE_CHECKING:
     from ..runtime.extractor import DescriptorExtractor

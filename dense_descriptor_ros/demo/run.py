@@ -25,10 +25,6 @@ from pathlib import Path
 
 from ..cli_args import FIRST_FRAME, FIRST_FRAME_FILE, keypoints_or_first_frame
 from ..launcher import Child, pipeline_env, start_child
-from ..ros_core.topics import DIAGNOSTICS_TOPIC, output_topics
-
-# The node's outputs the demo records (report.py reads them back).
-OUTPUT_TOPICS = {**output_topics(), "diagnostics": DIAGNOSTICS_TOPIC}
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_BAG = REPO / "data_sample" / "sim_mug"
@@ -70,6 +66,8 @@ def _wait(child: Child, text: str, timeout: float) -> None:
 
 def _record_pass(args: argparse.Namespace, model: Path, keypoints: Path, recorded: Path, env: dict[str, str]) -> None:
     """One node run over the bag: start the node and the recorder, play, stop. Raises RuntimeError."""
+    from .report import OUTPUT_TOPICS  # the topics the report reads back (imported here: report loads cv2 and bags)
+
     cli = [sys.executable, "-m", "dense_descriptor_ros.cli"]
     node_cmd = [*cli, "node", "--ros-args", "-p", f"model_path:={model}", "-p", f"keypoints_file:={keypoints}"]
     record_cmd = [*cli, "bag", "record", str(recorded), *OUTPUT_TOPICS.values()]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..correspondence.pairs import check_shape
+from ..checks import check_shape
 from ..models.descriptor_net import HypercolumnDecoder
 
 #: ImageNet statistics, as the networks normalise their input.

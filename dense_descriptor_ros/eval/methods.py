@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..correspondence.pairs import check_shape
+from ..checks import check_shape
 from ..models import ARCHITECTURES, ModelConfig, build_model, load_model
 from .baselines import DenseRootSIFT, PretrainedHypercolumn, lab_descriptor, rgb_descriptor
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..correspondence.pairs import check_shape, sample_descriptors
+from ..checks import check_shape
+from ..correspondence.pairs import sample_descriptors
 
 #: PCK thresholds (pixels) reported everywhere.
 PCK_THRESHOLDS = (1.0, 3.0, 5.0, 10.0)

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_shape
 from ..correspondence.augment import TwoViewAugmenter
-from ..correspondence.pairs import check_shape
 from ..geometry.camera import backproject, invert_pose, transform_points, view_angle_deg
 from ..geometry.reprojection import reproject
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..models.io import atomic_write
+from ..fileio import atomic_write
 from ..viz.pca import descriptor_to_rgb, pca_basis
 from . import metrics as M
 from .runner import EvalResults

@@ -102,8 +102,8 @@ def _describe(method: Method, image: torch.Tensor, rec: MethodRecords, device: t
 
 
 def _matching(method: Method, da: torch.Tensor, db: torch.Tensor, pair: EvalPair, rec: MethodRecords) -> None:
+    from ..descriptor_map import DescriptorMap
     from ..matching import match_dense
-    from ..runtime.extractor import DescriptorMap
 
     h, w = pair.size
     maps = [DescriptorMap(d[0].permute(1, 2, 0).float().cpu().numpy(), (method.stride, method.stride), (w, h),

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ..correspondence.pairs import check_shape
+from ..checks import check_shape
 
 
 def pixel_grid(h: int, w: int, device: torch.device | str | None = None,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..correspondence.pairs import check_shape
+from ..checks import check_shape
 from .camera import backproject, invert_pose, pixel_grid, project, transform_points
 
 #: Occlusion tolerance for rendered depth (metres).

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dense_descriptor_ros.correspondence.pairs import PairSample, check_shape, sample_descriptors
+from ..checks import check_shape
+from ..correspondence.pairs import PairSample, sample_descriptors
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dense_descriptor_ros.correspondence.pairs import PairSample, check_shape
-
+from ..checks import check_shape
+from ..correspondence.pairs import PairSample
 from .base import LossOutput, check_loss_inputs, sample_valid
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.SyncBatchNorm)

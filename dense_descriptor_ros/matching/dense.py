@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime.extractor import DescriptorMap
+from ..descriptor_map import DescriptorMap
 
 
 def _check(a: np.ndarray, ndim: int, last: int | None, name: str) -> None:

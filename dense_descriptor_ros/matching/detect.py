@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from ..runtime.extractor import DescriptorMap
+from ..descriptor_map import DescriptorMap
 from .dense import mask_to_map
 
 

@@ -20,9 +20,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..models import atomic_write
+from ..descriptor_map import DescriptorMap
+from ..fileio import atomic_write
 from ..runtime.export import ModelInfo
-from ..runtime.extractor import DescriptorMap
 from .dense import mask_to_map, pairwise_sqdist, sample_map, subpixel_refine
 
 FORMAT = "dense_descriptor_ros.keypoints"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,24 +10,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..config import from_dict, to_dict
+from ..fileio import atomic_write
 from .config import ModelConfig
 from .descriptor_net import DescriptorNet, build_model
 
 FORMAT_VERSION = "1"
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call `write(tmp_path)` and rename the result onto `path`, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: DescriptorNet, path: str | Path, extra: dict[str, str] | None = None) -> None:

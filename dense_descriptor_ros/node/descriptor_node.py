@@ -13,6 +13,7 @@ constant whatever the input rate.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from typing import Any
@@ -35,18 +36,9 @@ from .. import msg as ddr_msg
 from ..matching.keypoints import ReferenceKeypoints
 from ..pipeline import FrameProcessor, Wanted
 from ..pipeline.inputs import DECODE_ERRORS, bad_input_reason, decode_frame, load_reference_keypoints
-from ..ros_core import rgb_to_image
-from ..ros_core.outputs import MessageTypes, correspondences_msg, descriptor_map_msg, keypoint_array_msg
+from ..pipeline.outputs import OUTPUT_SPECS, MessageTypes, output_messages
 from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
-from ..ros_core.topics import (
-    COLOR_TOPIC,
-    DEPTH_TOPIC,
-    DIAGNOSTICS_TOPIC,
-    INFO_TOPIC,
-    NODE_NAME,
-    OUTPUT_QOS_DEPTH,
-    OUTPUTS,
-)
+from ..ros_core.topics import COLOR_TOPIC, DEPTH_TOPIC, DIAGNOSTICS_TOPIC, INFO_TOPIC, NODE_NAME
 from ..runtime.extractor import BackendFallbackError, DescriptorExtractor
 from ..runtime.model_files import ModelFileError, probe_model, resolve_model_path
 from .params import LIVE, NodeSettings, parameter_table
@@ -65,7 +57,14 @@ THROTTLE_S = 5.0  # repeated input errors are logged at most once per this many 
 
 MESSAGE_TYPES = MessageTypes(Header=Header, Time=Time, Point=Point, DescriptorMap=ddr_msg.DescriptorMap,
                              Keypoint=ddr_msg.Keypoint, KeypointArray=ddr_msg.KeypointArray,
-                             Correspondences=ddr_msg.Correspondences, arrays="array")
+                             Correspondences=ddr_msg.Correspondences, Image=Image, arrays="array")
+
+
+def message_class(type_name: str) -> type:
+    """The rclpy class of a "package/msg/Name" message type (our messages and sensor_msgs)."""
+    pkg, _, name = type_name.partition("/msg/")
+    module = ddr_msg if pkg == "dense_descriptor_ros" else importlib.import_module(f"{pkg}.msg")
+    return getattr(module, name)
 
 
 def _descriptor(help: str, choices: tuple | None, constraints: str) -> ParameterDescriptor:
@@ -172,10 +171,8 @@ class DescriptorNode(LifecycleNode):
         self._model_path = path
         names = "none" if self._reference is None else ", ".join(self._reference.names)
         self.get_logger().info(f"model {path} ({info.name} {info.version}, id {info.model_id}); keypoints: {names}")
-        types = {"descriptors": ddr_msg.DescriptorMap, "pca": Image, "keypoints": ddr_msg.KeypointArray,
-                 "correspondences": ddr_msg.Correspondences}
-        self._pubs = {k: self.create_lifecycle_publisher(types[k], f"~/{name}", OUTPUT_QOS_DEPTH[k])
-                      for k, name in OUTPUTS.items()}
+        self._pubs = {s.key: self.create_lifecycle_publisher(message_class(s.type_name), f"~/{s.topic}", s.qos_depth)
+                      for s in OUTPUT_SPECS}
         self._start_diagnostics()  # diagnostics_period applies at configure
         self._lifecycle, self._failure = "inactive", ""
         return TransitionCallbackReturn.SUCCESS
@@ -311,9 +308,7 @@ class DescriptorNode(LifecycleNode):
                     pass
 
     def _wanted(self) -> Wanted:
-        n = {k: p.get_subscription_count() > 0 for k, p in self._pubs.items()}
-        return Wanted(descriptors=n["descriptors"], pca=n["pca"], keypoints=n["keypoints"],
-                      correspondences=n["correspondences"])
+        return Wanted(**{k: p.get_subscription_count() > 0 for k, p in self._pubs.items()})
 
     def _decode(self, color: Image, depth: Image):
         with self._info_lock:
@@ -344,16 +339,8 @@ class DescriptorNode(LifecycleNode):
         t_decoded = time.monotonic()
         result = processor.process(frame, wanted)
         t_processed = time.monotonic()
-        t = MESSAGE_TYPES
-        if result.descriptors is not None:
-            self._pubs["descriptors"].publish(descriptor_map_msg(t, result))
-        if result.pca_rgb is not None:
-            img = Image(header=color.header, **rgb_to_image(result.pca_rgb, "bgr8").to_kwargs("array"))
-            self._pubs["pca"].publish(img)
-        if result.keypoints is not None:
-            self._pubs["keypoints"].publish(keypoint_array_msg(t, result))
-        if result.correspondences is not None:
-            self._pubs["correspondences"].publish(correspondences_msg(t, result))
+        for spec, msg in output_messages(MESSAGE_TYPES, result):
+            self._pubs[spec.key].publish(msg)
         t_done = time.monotonic()
         now_ns = self.get_clock().now().nanoseconds
         t_complete = max(t_color, t_depth)

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..descriptor_map import DescriptorMap
 from ..geometry.lifting import lift_points
 from ..matching.dense import match_dense, sample_map
 from ..matching.detect import detect_keypoints
 from ..matching.keypoints import ReferenceKeypoints, locate_keypoints
-from ..runtime.extractor import DescriptorExtractor, DescriptorMap
+from ..runtime.extractor import DescriptorExtractor
 from ..viz.pca import PcaColorizer
 from .config import PipelineConfig
 from .frame import Frame

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from ..config import to_dict
-from ..models import DescriptorNet, ModelConfig, atomic_write, build_model, load_model, read_metadata, trained_steps
+from ..fileio import atomic_write
+from ..models import DescriptorNet, ModelConfig, build_model, load_model, read_metadata, trained_steps
 
 ONNX_FORMAT = "dense_descriptor_ros.onnx"
 ONNX_FORMAT_VERSION = "1"

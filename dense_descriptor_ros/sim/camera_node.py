@@ -36,8 +36,9 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, UInt32
 
+from ..geometry.poses import pose_to_position_quaternion
 from ..ros_core.image_codec import DEPTH_ENCODINGS, depth_to_image, rgb_to_image
-from .sequence import Sequence, pose_to_position_quaternion
+from .sequence import Sequence
 
 __all__ = ["CameraNodeOptions", "SimCameraNode", "OPTICAL_FRAME", "WORLD_FRAME"]
 

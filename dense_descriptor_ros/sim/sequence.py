@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..config import config_hash, from_dict, to_dict
+from ..geometry.poses import pose_to_position_quaternion  # re-exported: it lived here first
 from .camera import intrinsics, look_at
 from .categories import CATEGORIES
 
@@ -470,30 +471,3 @@ def ground_truth_dict(seq: Sequence) -> dict[str, Any]:
     return {"format_version": SEQUENCE_FORMAT_VERSION, "config": meta["config"], "width": seq.width,
             "height": seq.height, "K": seq.K.tolist(), "T_world_camera": seq.T_world_camera.tolist(),
             "objects": meta["objects"], "keypoints": seq.keypoints, "mug_instance_id": MUG_INSTANCE_ID}
-
-
-def pose_to_position_quaternion(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(4, 4) rigid transform -> position (3,) and unit quaternion (4,) in ROS order (x, y, z, w), w >= 0.
-
-    Shepperd's method: the largest of the four squared components decides the branch (stable everywhere).
-    """
-    T = np.asarray(T, np.float64)
-    if T.shape != (4, 4):
-        raise ValueError(f"T: expected (4, 4), got {T.shape}")
-    R = T[:3, :3]
-    tr = np.trace(R)
-    diag = np.diag(R)
-    k = int(np.argmax([*diag, tr]))
-    if k == 3:
-        w = math.sqrt(max(1.0 + tr, 0.0)) / 2
-        q = np.array([(R[2, 1] - R[1, 2]) / (4 * w), (R[0, 2] - R[2, 0]) / (4 * w), (R[1, 0] - R[0, 1]) / (4 * w), w])
-    else:
-        i, j, m = k, (k + 1) % 3, (k + 2) % 3
-        s = math.sqrt(max(1.0 + R[i, i] - R[j, j] - R[m, m], 0.0)) * 2
-        q = np.empty(4)
-        q[i] = s / 4
-        q[j] = (R[j, i] + R[i, j]) / s
-        q[m] = (R[m, i] + R[i, m]) / s
-        q[3] = (R[m, j] - R[j, m]) / s
-    q /= np.linalg.norm(q)
-    return T[:3, 3].copy(), (q if q[3] >= 0 else -q)

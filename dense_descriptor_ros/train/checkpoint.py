@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..models.io import atomic_write
+from ..fileio import atomic_write
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

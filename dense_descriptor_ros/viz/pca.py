@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..correspondence.pairs import check_shape
+from ..checks import check_shape
 
 
 def pca_basis(desc: torch.Tensor, max_samples: int = 20000) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,8 +14,8 @@ from dense_descriptor_ros.bag.dataset import BagPairDataset, load_bag_frames
 from dense_descriptor_ros.bag.io import BagError, BagReader, BagWriter
 from dense_descriptor_ros.bag.poses import TfTree, quaternion_to_matrix
 from dense_descriptor_ros.bag.sample import GROUND_TRUTH_FILE
+from dense_descriptor_ros.geometry.poses import pose_to_position_quaternion
 from dense_descriptor_ros.geometry.reprojection import reproject
-from dense_descriptor_ros.sim.sequence import pose_to_position_quaternion
 from dense_descriptor_ros.train.config import DataConfig
 
 from .conftest import FRAMES, copy_bag

@@ -14,7 +14,7 @@ import pytest
 from dense_descriptor_ros.bag.io import BagReader
 from dense_descriptor_ros.bag.process import OUTPUT_TOPICS, ProcessOptions, process_bag
 from dense_descriptor_ros.node.params import NodeSettings
-from dense_descriptor_ros.ros_core.outputs import descriptor_map_from_msg
+from dense_descriptor_ros.pipeline.outputs import descriptor_map_from_msg
 
 from ..node.rosgraph import Process, ros_env, start_node
 from .conftest import decoded, keypoint_table, messages

@@ -11,7 +11,7 @@ import pytest
 from dense_descriptor_ros.bag.io import BagError, BagReader, BagWriter
 from dense_descriptor_ros.bag.process import OUTPUT_TOPICS, ProcessOptions, process_bag
 from dense_descriptor_ros.node.params import NodeSettings
-from dense_descriptor_ros.ros_core.outputs import descriptor_map_from_msg
+from dense_descriptor_ros.pipeline.outputs import descriptor_map_from_msg
 
 from .conftest import FRAMES, decoded, keypoint_table, messages
 

@@ -17,7 +17,7 @@ from dense_descriptor_ros.matching import (
     locate_keypoints,
     sample_map,
 )
-from dense_descriptor_ros.runtime.cli import register
+from dense_descriptor_ros.matching.cli import register
 
 from ..conftest import textured_image
 from ..runtime.tiny import tiny_model

@@ -1,4 +1,7 @@
-"""Pipeline results -> our messages (msg/*.msg), for rclpy and for rosbags alike.
+"""The node's outputs: one table (`OUTPUT_SPECS`) of what it publishes and how each message is built from a
+`FrameResult`, for rclpy and for rosbags alike. The node creates its publishers and publishes by looping over
+the table; `bag process` writes the same messages the same way; the demo and the benchmarks read the topic
+names from it. Adding an output is its message (if new) plus one `OutputSpec` (docs/extending.md).
 
 The message classes are passed in (`MessageTypes`), so this module never imports rclpy: the node passes
 the generated rclpy classes, the rosbag tools pass rosbags' dataclasses. Array fields are filled in the
@@ -8,13 +11,16 @@ form each library takes without a per-element Python check: array.array for rclp
 from __future__ import annotations
 
 import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from ..pipeline.processor import FrameResult
-from .sync import NS_PER_S
+from ..ros_core.image_codec import rgb_to_image
+from ..ros_core.sync import NS_PER_S
+from ..ros_core.topics import NODE_NAME
+from .processor import FrameResult
 
 DTYPE_CODES = {"float16": 1, "float32": 2}  # DescriptorMap.DTYPE_FLOAT16 / DTYPE_FLOAT32
 
@@ -30,6 +36,7 @@ class MessageTypes:
     Keypoint: Any
     KeypointArray: Any
     Correspondences: Any
+    Image: Any  # sensor_msgs/msg/Image
     arrays: Literal["array", "numpy"] = "array"  # "array": rclpy; "numpy": rosbags
 
 
@@ -94,6 +101,62 @@ def correspondences_msg(t: MessageTypes, r: FrameResult) -> Any:
                              points_a=_f32(c.xyz_a, t.arrays), points_b=_f32(c.xyz_b, t.arrays))
 
 
+def pca_image_msg(t: MessageTypes, r: FrameResult) -> Any:
+    """sensor_msgs/Image (bgr8) of a result's PCA visualisation, with the input's stamp and frame."""
+    if r.pca_rgb is None:
+        raise ValueError("the result holds no PCA image")
+    return t.Image(header=_header(t, r.stamp_ns, r.frame_id), **rgb_to_image(r.pca_rgb, "bgr8").to_kwargs(t.arrays))
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output of the node.
+
+    Attributes:
+        key: the output's name (also the `Wanted` / `FrameResult` field that holds it).
+        topic: topic in the node's private namespace (`~/` + topic).
+        type_name: ROS message type, "package/msg/Name".
+        qos_depth: history depth of its (reliable) publisher.
+        present: whether a result holds this output.
+        build: (MessageTypes, FrameResult) -> message, for a result where `present` is true.
+    """
+
+    key: str
+    topic: str
+    type_name: str
+    qos_depth: int
+    present: Callable[[FrameResult], bool]
+    build: Callable[[MessageTypes, FrameResult], Any]
+
+
+OUTPUT_SPECS: tuple[OutputSpec, ...] = (
+    OutputSpec("descriptors", "descriptors", "dense_descriptor_ros/msg/DescriptorMap", 2,
+               lambda r: r.descriptors is not None, descriptor_map_msg),
+    OutputSpec("pca", "descriptors/pca", "sensor_msgs/msg/Image", 2, lambda r: r.pca_rgb is not None, pca_image_msg),
+    OutputSpec("keypoints", "keypoints", "dense_descriptor_ros/msg/KeypointArray", 10,
+               lambda r: r.keypoints is not None, keypoint_array_msg),
+    OutputSpec("correspondences", "correspondences", "dense_descriptor_ros/msg/Correspondences", 5,
+               lambda r: r.correspondences is not None, correspondences_msg),
+)
+#: key -> spec, and the tables derived from it.
+OUTPUTS_BY_KEY = {s.key: s for s in OUTPUT_SPECS}
+OUTPUTS = {s.key: s.topic for s in OUTPUT_SPECS}
+OUTPUT_TYPES = {s.key: s.type_name for s in OUTPUT_SPECS}
+OUTPUT_QOS_DEPTH = {s.key: s.qos_depth for s in OUTPUT_SPECS}
+
+
+def output_topics(node: str = f"/{NODE_NAME}") -> dict[str, str]:
+    """Absolute output topic names of the node with fully qualified name `node` (default: root namespace)."""
+    return {k: f"{node.rstrip('/')}/{v}" for k, v in OUTPUTS.items()}
+
+
+def output_messages(t: MessageTypes, r: FrameResult) -> Iterator[tuple[OutputSpec, Any]]:
+    """Every output a result holds, as (spec, message), in table order."""
+    for spec in OUTPUT_SPECS:
+        if spec.present(r):
+            yield spec, spec.build(t, r)
+
+
 def descriptor_map_from_msg(msg: Any) -> np.ndarray:
     """The (height, width, dimension) array of a DescriptorMap message (rclpy or rosbags), checked."""
     dtypes = {1: np.dtype("<f2"), 2: np.dtype("<f4")}
@@ -106,3 +169,8 @@ def descriptor_map_from_msg(msg: Any) -> np.ndarray:
         raise ValueError(f"DescriptorMap data has {raw.size} bytes, expected {int(np.prod(shape)) * dt.itemsize} "
                          f"for {shape} {dt}")
     return raw.view(dt).reshape(shape)
+
+
+__all__ = ["MessageTypes", "OutputSpec", "OUTPUT_SPECS", "OUTPUTS_BY_KEY", "OUTPUTS", "OUTPUT_TYPES",
+           "OUTPUT_QOS_DEPTH", "DTYPE_CODES", "output_topics", "output_messages", "time_fields", "descriptor_map_msg",
+           "pca_image_msg", "keypoint_array_msg", "correspondences_msg", "descriptor_map_from_msg"]

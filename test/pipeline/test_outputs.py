@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dense_descriptor_ros.pipeline.processor import CorrespondenceResult, FrameResult, KeypointResult
-from dense_descriptor_ros.ros_core.outputs import (
+from dense_descriptor_ros.pipeline.outputs import (
     MessageTypes,
     correspondences_msg,
     descriptor_map_from_msg,
@@ -15,6 +14,7 @@ from dense_descriptor_ros.ros_core.outputs import (
     keypoint_array_msg,
     time_fields,
 )
+from dense_descriptor_ros.pipeline.processor import CorrespondenceResult, FrameResult, KeypointResult
 
 STAMP = 1_700_000_123_456_789_012
 # rosidl_parser's lark imports the deprecated sre_parse/sre_constants; not ours to fix.
@@ -40,11 +40,13 @@ def rclpy_types() -> MessageTypes:
     pytest.importorskip("rclpy")
     from builtin_interfaces.msg import Time
     from geometry_msgs.msg import Point
+    from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
     from dense_descriptor_ros import msg as m
 
-    return MessageTypes(Header, Time, Point, m.DescriptorMap, m.Keypoint, m.KeypointArray, m.Correspondences, "array")
+    return MessageTypes(Header, Time, Point, m.DescriptorMap, m.Keypoint, m.KeypointArray, m.Correspondences, Image,
+                        "array")
 
 
 def rosbags_types():
@@ -58,7 +60,7 @@ def rosbags_types():
     return store, MessageTypes(t["std_msgs/msg/Header"], t["builtin_interfaces/msg/Time"],
                                t["geometry_msgs/msg/Point"], t["dense_descriptor_ros/msg/DescriptorMap"],
                                t["dense_descriptor_ros/msg/Keypoint"], t["dense_descriptor_ros/msg/KeypointArray"],
-                               t["dense_descriptor_ros/msg/Correspondences"], "numpy")
+                               t["dense_descriptor_ros/msg/Correspondences"], t["sensor_msgs/msg/Image"], "numpy")
 
 
 def test_time_fields():
