@@ -26,6 +26,8 @@ from .textures import METAL_PARTS, Appearance, Material, random_color, skimage_i
 BODY_TEXTURE = 256
 #: texture side of the other parts (handles, rims, lids, ...)
 PART_TEXTURE = 128
+#: photos are reduced to this longer side once (crops of larger ones cost more to resize than they add)
+PHOTO_SIDE = 512
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
          cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL)
 
@@ -43,11 +45,21 @@ def training_photos() -> tuple[str, ...]:
 
 
 def photo(name: str) -> np.ndarray:
-    """A training photo as (H, W, 3) uint8 RGB; a held-out photo is refused."""
+    """A training photo as (H, W, 3) uint8 RGB, at most PHOTO_SIDE pixels on its longer side; a
+    held-out photo is refused."""
     if name not in training_photos():
         raise ValueError(f"{name!r} is not a training photo: held-out photos never become textures")
     PHOTOS_LOADED.add(name)
-    return skimage_image(name)
+    return _reduced(name)
+
+
+@cache
+def _reduced(name: str) -> np.ndarray:
+    img = skimage_image(name)
+    scale = PHOTO_SIDE / max(img.shape[:2])
+    if scale >= 1:
+        return img
+    return cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
 
 
 def random_material(rng: np.random.Generator) -> Material:
@@ -274,7 +286,9 @@ def realistic_instance_appearance(rng: np.random.Generator, category: str, parts
 def realistic_surface_texture(rng: np.random.Generator, kind: str, size: int = 512) -> np.ndarray:
     """(size, size, 3) uint8 texture of the table ("table"), the floor or a wall: wood, a recoloured photo
     tiled a few times, or paint with multi-scale detail; sometimes with printed clutter (labels) on the
-    table."""
+    table. Clutter objects ("distractor") get a body texture (photo, bands, labels)."""
+    if kind == "distractor":
+        return body_texture(rng, size)
     r = rng.uniform()
     if kind == "table" and r < 0.35:
         img = wood_texture(rng, size).astype(np.float32) / 255.0

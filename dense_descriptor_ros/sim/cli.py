@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--data", required=True, type=Path, help="dataset folder")
     s.add_argument("--out", required=True, type=Path, help="PNG to write")
     s.add_argument("--views", type=_view_ref, nargs="+", help="SCENE:VIEW pairs (default: view 0 of 4 scenes)")
+    s.add_argument("--compare", type=Path, help="a second dataset (e.g. the other --appearance, same seed): its "
+                                                "RGB of the same views as a last column")
     s.set_defaults(func=run_sheet)
     register_camera(sub)
 
@@ -91,7 +93,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     from .contact_sheet import write_contact_sheet
 
     try:
-        write_contact_sheet(args.data, args.out, args.views)
+        write_contact_sheet(args.data, args.out, args.views, compare=args.compare)
     except (FileNotFoundError, ValueError, IndexError, KeyError, OSError) as e:
         print(f"dense-descriptor sim sheet: error: {e}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ from .format import (
     write_json,
     write_view,
 )
-from .library import APPEARANCES, InstanceRef, category_id, ensure_instance, instance_split
+from .library import APPEARANCES, InstanceRef, category_id, ensure_instance, ensure_surface_texture, instance_split
 from .noise import apply_depth_noise
 from .render import (
     KEYPOINT_FOOTPRINTS,
@@ -51,6 +51,7 @@ from .render import (
 from .scene import (
     DISTRACTOR,
     DISTRACTOR_ID,
+    N_SURFACE_TEXTURES,
     SceneObject,
     add_distractor,
     add_instance,
@@ -65,6 +66,7 @@ from .scene import (
     realistic_lighting,
     sample_room,
     settle,
+    texture_body,
 )
 from .sensor import apply_sensor, sample_sensor
 from .shading import add_highlights
@@ -205,6 +207,7 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
         build_room(cid, room, cache, cfg.seed, cfg.appearance)
         realistic = cfg.appearance == "realistic"
         materials_by_body: dict[int, Material] = {}
+        distractor_textures: dict[int, int] = {}
         if realistic:
             from .appearance import random_material
 
@@ -214,6 +217,12 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
             for o, m in zip(objects, models + [None] * len(sources), strict=True):
                 drawn = random_material(look_rng)  # drawn for every object: a fixed number of draws
                 materials_by_body[o.body] = m[2].material if m is not None else drawn
+            for o in objects[len(refs):]:  # clutter gets photo textures with labels too
+                o.source = dict(o.source)
+                look_texture = int(look_rng.integers(N_SURFACE_TEXTURES))
+                texture_body(cid, o.body, ensure_surface_texture(cache, cfg.seed, "distractor", look_texture,
+                                                                 cfg.appearance))
+                distractor_textures[o.body] = look_texture
         steps = settle(cid, [o.body for o in objects], cfg.settle_steps)
         kept = []
         for o in objects:  # objects that fell off the table leave the scene
@@ -267,8 +276,11 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
             "room": room, "lighting": dataclasses.asdict(light),
             "objects": [_object_meta(o) for o in kept], "views": views}
         if realistic:
-            scene_meta["appearance"] = {"look": cfg.appearance, "materials": {
-                str(i): dataclasses.asdict(m) for i, m in sorted(materials.items())}}
+            scene_meta["appearance"] = {
+                "look": cfg.appearance,
+                "materials": {str(i): dataclasses.asdict(m) for i, m in sorted(materials.items())},
+                "distractor_textures": {str(o.instance_id): distractor_textures[o.body] for o in kept
+                                        if o.body in distractor_textures}}
         write_json(tmp / SCENE_FILE, scene_meta)
         commit_dir(tmp, final)
         return len(views)

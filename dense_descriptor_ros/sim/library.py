@@ -117,19 +117,20 @@ def ensure_instance(cache: Path, object_seed: int, ref: InstanceRef, appearance:
 
 
 def ensure_surface_texture(cache: Path, seed: int, kind: str, index: int, appearance: str = "cartoon") -> Path:
-    """Path of room texture `index` of `kind` ("table", "floor", "wall"), generated on first use:
-    cache/env/<kind>_NNN.png (cartoon, 256 pixels) or cache/env/realistic_<kind>_NNN.png (512 pixels)."""
+    """Path of room texture `index` of `kind` ("table", "floor", "wall"; "distractor": clutter, realistic
+    look only), generated on first use: cache/env/<kind>_NNN.png (cartoon, 256 pixels) or
+    cache/env/realistic_<kind>_NNN.png (512 pixels; clutter 256)."""
     _check_appearance(appearance)
     prefix = "" if appearance == "cartoon" else f"{appearance}_"
     path = Path(cache) / "env" / f"{prefix}{kind}_{index:03d}.png"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        stream = {"table": 0, "floor": 1, "wall": 2}[kind]
+        stream = {"table": 0, "floor": 1, "wall": 2, "distractor": 3}[kind]
         if appearance == "realistic":
             from .appearance import realistic_surface_texture
 
             rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, stream, index, 1]))
-            tex = realistic_surface_texture(rng, kind, 512)
+            tex = realistic_surface_texture(rng, kind, 256 if kind == "distractor" else 512)
         else:
             rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, stream, index]))
             tex = surface_texture(rng, 256)

@@ -254,6 +254,13 @@ def add_distractor(cid: int, source: dict, instance_id: int, position: np.ndarra
                        source=source)
 
 
+def texture_body(cid: int, body: int, texture: Path) -> None:
+    """Draw every link of `body` with the image file `texture` (white base colour)."""
+    tex = pb.loadTexture(str(texture), physicsClientId=cid)
+    for link in range(-1, pb.getNumJoints(body, physicsClientId=cid)):
+        pb.changeVisualShape(body, link, textureUniqueId=tex, rgbaColor=[1.0, 1.0, 1.0, 1.0], physicsClientId=cid)
+
+
 def drop_positions(rng: np.random.Generator, radii: list[float], spread: float = 0.17) -> np.ndarray:
     """Non-overlapping (in xy) drop positions in a disc of radius `spread`, stacked in height."""
     out: list[np.ndarray] = []

@@ -66,6 +66,13 @@ def _linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055)
 
 
+#: uint8 sRGB -> linear, and linear quantised to _LEVELS steps -> uint8 sRGB (lookup tables: the
+#: per-pixel power functions would cost more than the rest of the camera model)
+_TO_LINEAR = _srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+_LEVELS = 8192
+_TO_SRGB = np.clip(np.round(255 * _linear_to_srgb(np.arange(_LEVELS) / (_LEVELS - 1))), 0, 255).astype(np.uint8)
+
+
 def motion_kernel(length: float, angle_deg: float) -> np.ndarray:
     """Normalised line kernel of `length` pixels (anti-aliased) at `angle_deg`."""
     size = 2 * math.ceil(length / 2) + 1
@@ -86,7 +93,7 @@ def apply_sensor(rgb: np.ndarray, s: SensorSettings, rng: np.random.Generator) -
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
     h, w = rgb.shape[:2]
-    x = _srgb_to_linear(rgb.astype(np.float32) / 255.0).astype(np.float32)
+    x = _TO_LINEAR[rgb]
     if s.blur == "defocus":
         x = cv2.GaussianBlur(x, (0, 0), s.blur_px, borderType=cv2.BORDER_REFLECT)
     elif s.blur == "motion":
@@ -94,12 +101,13 @@ def apply_sensor(rgb: np.ndarray, s: SensorSettings, rng: np.random.Generator) -
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / ((w - 1) ** 2 / 4 + (h - 1) ** 2 / 4)
     x = x * (1.0 - s.vignetting * r2)[..., None]
-    noise = rng.standard_normal((2, h, w, 3), dtype=np.float32)
-    x = x + np.sqrt(s.shot_noise * np.maximum(x, 0)) * noise[0] + s.read_noise * noise[1]  # at the sensor
+    # shot (variance proportional to the signal) and read noise at the sensor, as one Gaussian per pixel
+    noise = rng.standard_normal((h, w, 3), dtype=np.float32)
+    x = x + np.sqrt(s.shot_noise * np.maximum(x, 0) + s.read_noise ** 2) * noise
     lum = float((x @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())
     gain = np.clip(AUTO_EXPOSURE / max(lum, 1e-4), *GAIN_RANGE) * s.exposure
     x = x * gain * np.asarray(s.white_balance, np.float32)
-    out = np.clip(np.round(255 * _linear_to_srgb(np.clip(x, 0, 1))), 0, 255).astype(np.uint8)
+    out = _TO_SRGB[np.clip(x * (_LEVELS - 1) + 0.5, 0, _LEVELS - 1).astype(np.int32)]
     if s.jpeg_quality:
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
         if not ok:

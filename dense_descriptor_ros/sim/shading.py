@@ -15,44 +15,41 @@ import numpy as np
 from .textures import Material
 
 
-def depth_normals(depth: np.ndarray, K: np.ndarray, instance: np.ndarray, smooth_px: float = 1.5
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Camera-frame points, unit normals facing the camera and a validity mask from rendered depth.
+def _rays(K: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H, W, 3) float32 camera-frame ray through each pixel with z = 1."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([(xs - np.float32(K[0, 2])) / np.float32(K[0, 0]), (ys - np.float32(K[1, 2])) / np.float32(K[1, 1]),
+                     np.ones((h, w), np.float32)], -1)
 
-    Normals are cross products of central differences, set invalid where a neighbour lies on another
-    instance or across a depth jump, then averaged over a Gaussian window inside the valid region.
+
+def depth_normals(depth: np.ndarray, K: np.ndarray, instance: np.ndarray, smooth_px: float = 1.5
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals facing the camera and a validity mask from rendered depth.
+
+    Normals are cross products of central differences of the back-projected points, invalid where a
+    neighbour lies on another instance or across a depth jump, then averaged over a Gaussian window.
 
     Shape:
-        depth: (H, W) metres; K: (3, 3); instance: (H, W) -> points (H, W, 3), normals (H, W, 3), valid (H, W).
+        depth: (H, W) metres; K: (3, 3); instance: (H, W) uint8 -> normals (H, W, 3) float32, valid (H, W).
     """
     h, w = depth.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     z = depth.astype(np.float32)
-    P = np.stack([(xs - K[0, 2]) / K[0, 0] * z, (ys - K[1, 2]) / K[1, 1] * z, z], -1)
-    dx = np.zeros_like(P)
-    dy = np.zeros_like(P)
-    dx[:, 1:-1] = P[:, 2:] - P[:, :-2]
-    dy[1:-1] = P[2:] - P[:-2]
+    P = _rays(K, h, w) * z[..., None]
+    dx = cv2.Sobel(P, cv2.CV_32F, 1, 0, ksize=1)  # central differences, all three channels at once
+    dy = cv2.Sobel(P, cv2.CV_32F, 0, 1, ksize=1)
     n = np.cross(dx, dy)
-    valid = z > 0
-    same = np.zeros((h, w), bool)
-    same[1:-1, 1:-1] = ((instance[1:-1, 2:] == instance[1:-1, :-2]) & (instance[2:, 1:-1] == instance[:-2, 1:-1])
-                        & (instance[1:-1, 2:] == instance[1:-1, 1:-1]) & (instance[2:, 1:-1] == instance[1:-1, 1:-1]))
-    zz = np.where(valid, z, 1.0)
-    jump = np.zeros((h, w), bool)
-    step = np.abs(zz[1:-1, 2:] - zz[1:-1, :-2]) + np.abs(zz[2:, 1:-1] - zz[:-2, 1:-1])
-    jump[1:-1, 1:-1] = step > 0.05 * zz[1:-1, 1:-1]
-    valid &= same & ~jump
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    n = np.where(valid[..., None] & (norm > 0), n / np.maximum(norm, 1e-12), 0.0).astype(np.float32)
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    same = cv2.dilate(instance, cross) == cv2.erode(instance, cross)
+    jump = np.abs(dx[..., 2]) + np.abs(dy[..., 2]) > 0.05 * z
+    valid = (z > 0) & same & ~jump
+    n *= valid[..., None] / np.maximum(np.sqrt(np.einsum("hwc,hwc->hw", n, n)), 1e-12)[..., None]
     if smooth_px > 0:
         n = cv2.GaussianBlur(n, (0, 0), smooth_px)
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    valid &= norm[..., 0] > 1e-3
-    n = n / np.maximum(norm, 1e-6)
-    flip = (n * P).sum(-1) > 0  # face the camera
-    n[flip] *= -1
-    return P, n, valid
+    norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))
+    valid &= norm > 1e-3
+    n /= np.maximum(norm, 1e-6)[..., None]
+    n *= np.where(np.einsum("hwc,hwc->hw", n, P) > 0, -1.0, 1.0).astype(np.float32)[..., None]  # face the camera
+    return n, valid
 
 
 def add_highlights(rgb: np.ndarray, depth: np.ndarray, instance: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray,
@@ -65,18 +62,18 @@ def add_highlights(rgb: np.ndarray, depth: np.ndarray, instance: np.ndarray, K: 
     """
     if not materials:
         return rgb
-    P, n, valid = depth_normals(depth, K, instance)
+    h, w = depth.shape
+    n, valid = depth_normals(depth, K, instance)
     table = np.zeros((256, 2), np.float32)
     for iid, m in materials.items():
         table[iid] = (m.gloss, m.shininess)
-    gloss, shin = table[instance, 0], table[instance, 1]
-    l_cam = T_world_camera[:3, :3].T @ (np.asarray(light_direction, np.float64)
-                                        / np.linalg.norm(light_direction))  # towards the light
-    v = -P / np.maximum(np.linalg.norm(P, axis=-1, keepdims=True), 1e-9)
-    hv = v + l_cam.astype(np.float32)
-    hv /= np.maximum(np.linalg.norm(hv, axis=-1, keepdims=True), 1e-9)
-    ndh = np.clip((n * hv).sum(-1), 0, 1)
-    lit = (n @ l_cam.astype(np.float32)) > 0
-    spec = np.where(valid & lit & (gloss > 0), gloss * np.power(ndh, shin), 0.0).astype(np.float32)
-    out = rgb.astype(np.float32) + 255.0 * spec[..., None] * np.asarray(light_color, np.float32)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    l_cam = (T_world_camera[:3, :3].T @ (np.asarray(light_direction, np.float64)
+                                         / np.linalg.norm(light_direction))).astype(np.float32)  # towards the light
+    view = -_rays(K, h, w)
+    half = view / np.sqrt(np.einsum("hwc,hwc->hw", view, view))[..., None] + l_cam
+    half /= np.maximum(np.sqrt(np.einsum("hwc,hwc->hw", half, half)), 1e-9)[..., None]
+    ndh = np.clip(np.einsum("hwc,hwc->hw", n, half), 0, 1)
+    lit = valid & (n @ l_cam > 0)
+    spec = np.where(lit, table[instance, 0] * np.power(ndh, table[instance, 1]), 0.0).astype(np.float32)
+    out = rgb.astype(np.float32) + (255.0 * spec)[..., None] * np.asarray(light_color, np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -211,3 +211,11 @@ class TestGenerated:
         assert report.scenes_done == 1
         assert (old / "scenes" / "scene_000001" / "000_rgb.png").read_bytes() == \
             (cartoon / "scenes" / "scene_000001" / "000_rgb.png").read_bytes()
+
+    def test_contact_sheet_compares_the_looks(self, realistic, cartoon, tmp_path):
+        from dense_descriptor_ros.sim.contact_sheet import make_contact_sheet
+
+        sheet = make_contact_sheet(realistic, [("scene_000000", 1)], compare=cartoon)
+        assert sheet.shape[1] == 5 * (TINY.width + 4)
+        last = sheet[-TINY.height - 2:-2, 4 * (TINY.width + 4) + 2:-2]
+        assert np.array_equal(last, read_view(cartoon / "scenes" / "scene_000000", 1, ("rgb",))["rgb"])
