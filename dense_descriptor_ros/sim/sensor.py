@@ -43,9 +43,9 @@ def sample_sensor(rng: np.random.Generator) -> SensorSettings:
     """Random, mostly mild camera effects for one view."""
     kind = rng.uniform()
     if kind < 0.45:
-        blur, px = "defocus", float(rng.uniform(0.3, 1.1))
-    elif kind < 0.65:
-        blur, px = "motion", float(rng.uniform(1.5, 4.0))
+        blur, px = "defocus", float(rng.uniform(0.3, 0.9))
+    elif kind < 0.6:
+        blur, px = "motion", float(rng.uniform(1.0, 3.0))
     else:
         blur, px = "none", 0.0
     angle = float(rng.uniform(0, 180))

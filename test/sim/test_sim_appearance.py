@@ -167,7 +167,11 @@ class TestGenerated:
         for scene in sorted((realistic / "scenes").glob("scene_*")):
             a = json.loads((scene / "scene.json").read_text())
             b = json.loads((cartoon / "scenes" / scene.name / "scene.json").read_text())
-            assert a.pop("appearance")["look"] == "realistic" and "appearance" not in b
+            look = a.pop("appearance")
+            assert look["look"] == "realistic" and "appearance" not in b
+            clutter = {str(o["instance_id"]) for o in a["objects"] if o["category"] == "distractor"}
+            assert set(look["distractor_textures"]) == clutter
+            assert set(look["materials"]) == {"0"} | {str(o["instance_id"]) for o in a["objects"]}
             assert a.pop("lighting") != b.pop("lighting")
             for view in a["views"]:
                 assert set(view.pop("sensor")) == {f.name for f in dataclasses.fields(SensorSettings)}
