@@ -268,19 +268,22 @@ def part_texture(rng: np.random.Generator, color: np.ndarray, metal: bool, size:
 
 
 def realistic_instance_appearance(rng: np.random.Generator, category: str, parts: list[str],
-                                  textured: list[bool]) -> Appearance:
-    """Textures (one per part) and material of one instance; `textured[i]` marks the parts that show the
-    main (labelled) texture, the others get part textures in palette colours."""
-    texture = body_texture(rng)
+                                  textured: list[bool], textures: bool = True) -> Appearance:
+    """Textures (one per part), part colours and material of one instance; `textured[i]` marks the parts
+    that show the main (labelled) texture, the others get part textures in palette colours. Colours and
+    material are drawn first, so `textures=False` (the textures are cached on disk) gives the same ones
+    and empty textures."""
     palette = [random_color(rng), random_color(rng), np.full(3, rng.uniform(0.7, 0.95))]
     metal = np.full(3, rng.uniform(0.55, 0.8))
-    colors, part_textures = {}, {}
-    for part, main in zip(parts, textured, strict=True):
-        is_metal = (category, part) in METAL_PARTS
-        colors[part] = metal if is_metal else palette[int(rng.integers(len(palette)))]
-        if not main:
-            part_textures[part] = part_texture(rng, colors[part], is_metal)
-    return Appearance(texture, colors, part_textures, random_material(rng))
+    material = random_material(rng)
+    colors = {part: metal if (category, part) in METAL_PARTS else palette[int(rng.integers(len(palette)))]
+              for part in parts}
+    if not textures:
+        return Appearance(np.zeros((0, 0, 3), np.uint8), colors, {}, material)
+    texture = body_texture(rng)
+    part_textures = {part: part_texture(rng, colors[part], (category, part) in METAL_PARTS)
+                     for part, main in zip(parts, textured, strict=True) if not main}
+    return Appearance(texture, colors, part_textures, material)
 
 
 def realistic_surface_texture(rng: np.random.Generator, kind: str, size: int = 512) -> np.ndarray:

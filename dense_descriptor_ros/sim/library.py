@@ -59,10 +59,12 @@ def _check_appearance(appearance: str) -> None:
         raise ValueError(f"appearance must be one of {', '.join(APPEARANCES)}, got {appearance!r}")
 
 
-def build_instance(object_seed: int, ref: InstanceRef, appearance: str = "cartoon"
+def build_instance(object_seed: int, ref: InstanceRef, appearance: str = "cartoon", textures: bool = True
                    ) -> tuple[dict[str, float], ShapeModel, Appearance]:
     """Shape parameters, geometry and appearance of an instance (deterministic). The shape does not
-    depend on `appearance`; each look draws from its own random stream."""
+    depend on `appearance`; each look draws from its own random stream. `textures=False` skips drawing
+    the realistic look's textures (about 50 ms; `ensure_instance` reads them from its cache instead);
+    the cartoon look's are cheap and always drawn."""
     _check_appearance(appearance)
     params = instance_params(object_seed, ref)
     shape = CATEGORIES[ref.category].build(params)
@@ -71,7 +73,7 @@ def build_instance(object_seed: int, ref: InstanceRef, appearance: str = "cartoo
         from .appearance import realistic_instance_appearance
 
         look = realistic_instance_appearance(_rng(object_seed, ref.category, ref.index, 3), ref.category, names,
-                                             [p.textured for p in shape.parts])
+                                             [p.textured for p in shape.parts], textures)
     else:
         look = instance_appearance(_rng(object_seed, ref.category, ref.index, 1), ref.category, names)
     return params, shape, look
@@ -101,9 +103,14 @@ def ensure_instance(cache: Path, object_seed: int, ref: InstanceRef, appearance:
                     ) -> tuple[Path, ShapeModel, Appearance, dict[str, float]]:
     """Build an instance and make sure its OBJ files and textures are on disk (written atomically, so
     concurrent workers may race safely). Returns the folder, geometry, appearance and parameters."""
-    params, shape, look = build_instance(object_seed, ref, appearance)
     final = instance_dir(cache, ref, appearance)
-    if not final.is_dir():
+    cached = final.is_dir()
+    params, shape, look = build_instance(object_seed, ref, appearance, textures=not cached)
+    if cached and look.texture.size == 0:  # the realistic look: textures from the cache
+        look.texture = _read_rgb(final / "texture.png")
+        look.part_textures = {p.name: _read_rgb(final / part_texture_file(p.name)) for p in shape.parts
+                              if not p.textured}
+    if not cached:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{ref.key}."))
         for part in shape.parts:
@@ -116,10 +123,17 @@ def ensure_instance(cache: Path, object_seed: int, ref: InstanceRef, appearance:
     return final, shape, look, params
 
 
+def _read_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"cannot read texture {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
 def ensure_surface_texture(cache: Path, seed: int, kind: str, index: int, appearance: str = "cartoon") -> Path:
     """Path of room texture `index` of `kind` ("table", "floor", "wall"; "distractor": clutter, realistic
     look only), generated on first use: cache/env/<kind>_NNN.png (cartoon, 256 pixels) or
-    cache/env/realistic_<kind>_NNN.png (512 pixels; clutter 256)."""
+    cache/env/realistic_<kind>_NNN.png (table 512 pixels, the far walls, floor and clutter 256)."""
     _check_appearance(appearance)
     prefix = "" if appearance == "cartoon" else f"{appearance}_"
     path = Path(cache) / "env" / f"{prefix}{kind}_{index:03d}.png"
@@ -130,7 +144,7 @@ def ensure_surface_texture(cache: Path, seed: int, kind: str, index: int, appear
             from .appearance import realistic_surface_texture
 
             rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, stream, index, 1]))
-            tex = realistic_surface_texture(rng, kind, 256 if kind == "distractor" else 512)
+            tex = realistic_surface_texture(rng, kind, 512 if kind == "table" else 256)
         else:
             rng = np.random.default_rng(np.random.SeedSequence([seed, 7919, stream, index]))
             tex = surface_texture(rng, 256)

@@ -90,6 +90,11 @@ class TestTextures:
         d1 = ensure_instance(tmp_path, 0, ref)[0]
         d2 = ensure_instance(tmp_path, 0, ref, "realistic")[0]
         assert d1 != d2 and (d2 / "texture_handle.png").is_file() and not (d1 / "texture_handle.png").exists()
+        cached = ensure_instance(tmp_path, 0, ref, "realistic")[2]  # textures read back, not drawn again
+        assert np.array_equal(cached.texture, a.texture) and cached.material == a.material
+        assert set(cached.part_textures) == set(a.part_textures)
+        assert all(np.array_equal(cached.part_textures[p], a.part_textures[p]) for p in a.part_textures)
+        assert all(np.array_equal(cached.colors[p], a.colors[p]) for p in a.colors)
         with pytest.raises(ValueError, match="appearance"):
             build_instance(0, ref, "photoreal")
 
