@@ -52,6 +52,7 @@ from .scene import (
     DISTRACTOR,
     DISTRACTOR_ID,
     N_SURFACE_TEXTURES,
+    Lighting,
     SceneObject,
     add_distractor,
     add_instance,
@@ -102,7 +103,7 @@ class GenerateConfig:
     elevation_max_deg: float = 70.0  # upper bound
     upright_fraction: float = 0.6  # fraction of objects dropped upright (the rest in random orientation)
     settle_steps: int = 720  # maximum physics steps (240 Hz) to let the objects come to rest
-    shadows: bool = False  # TinyRenderer shadows (about 1.5x slower)
+    shadows: bool = False  # TinyRenderer shadows (faint and blocky at 320x240; 10-40% more time per view)
     depth_noise: bool = False  # also write a noisy sensor-like depth per view (depth_noisy_mm.png)
     # "realistic": photo textures (training photos only) with printed labels, matte-to-glossy materials,
     # random light colour / intensity and camera effects (noise, blur, white balance, exposure, JPEG) on
@@ -205,24 +206,9 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
             k = len(refs) + j
             objects.append(add_distractor(cid, src, k + 1, positions[k], quats[k]))
         build_room(cid, room, cache, cfg.seed, cfg.appearance)
-        realistic = cfg.appearance == "realistic"
-        materials_by_body: dict[int, Material] = {}
-        distractor_textures: dict[int, int] = {}
-        if realistic:
-            from .appearance import random_material
-
-            look_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, index, 2]))
-            light = realistic_lighting(look_rng)
-            room_material = random_material(look_rng)
-            for o, m in zip(objects, models + [None] * len(sources), strict=True):
-                drawn = random_material(look_rng)  # drawn for every object: a fixed number of draws
-                materials_by_body[o.body] = m[2].material if m is not None else drawn
-            for o in objects[len(refs):]:  # clutter gets photo textures with labels too
-                o.source = dict(o.source)
-                look_texture = int(look_rng.integers(N_SURFACE_TEXTURES))
-                texture_body(cid, o.body, ensure_surface_texture(cache, cfg.seed, "distractor", look_texture,
-                                                                 cfg.appearance))
-                distractor_textures[o.body] = look_texture
+        look = _realistic_look(cid, cfg, index, cache, objects, models) if cfg.appearance == "realistic" else None
+        if look is not None:
+            light = look.light
         steps = settle(cid, [o.body for o in objects], cfg.settle_steps)
         kept = []
         for o in objects:  # objects that fell off the table leave the scene
@@ -244,9 +230,9 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
         tmp = scenes_dir / f".{scene_name(index)}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        materials = {o.instance_id: materials_by_body[o.body] for o in kept if o.body in materials_by_body}
-        if realistic:
-            materials[0] = room_material
+        materials: dict[int, Material] = {}
+        if look is not None:
+            materials = {o.instance_id: look.materials[o.body] for o in kept} | {0: look.room_material}
         views = []
         for v, T_wc in enumerate(cams):
             rendered, depth, seg = render(cid, settings, T_wc, light)
@@ -254,11 +240,11 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
             coords = canonical_coordinates(depth, instance, K, T_wc, kept)
             view_meta: dict = {}
             rgb = rendered
-            if realistic:  # RGB only: depth, labels and ground truth are those of the render
+            if look is not None:  # RGB only: depth, labels and ground truth are those of the render
                 rgb = add_highlights(rgb, depth, instance, K, T_wc, np.asarray(light.direction),
                                      np.asarray(light.color), materials)
-                sensor = sample_sensor(look_rng)
-                rgb = apply_sensor(rgb, sensor, look_rng)
+                sensor = sample_sensor(look.rng)
+                rgb = apply_sensor(rgb, sensor, look.rng)
                 view_meta["sensor"] = sensor.to_json()
             images = {"rgb": rgb, "depth": depth, "instance": instance, "category": category, "part": part,
                       "coords": coords}
@@ -275,17 +261,49 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
             "instance_pool": INSTANCE_POOL[split], "seed": [cfg.seed, index], "physics_steps": steps,
             "room": room, "lighting": dataclasses.asdict(light),
             "objects": [_object_meta(o) for o in kept], "views": views}
-        if realistic:
+        if look is not None:
             scene_meta["appearance"] = {
                 "look": cfg.appearance,
                 "materials": {str(i): dataclasses.asdict(m) for i, m in sorted(materials.items())},
-                "distractor_textures": {str(o.instance_id): distractor_textures[o.body] for o in kept
-                                        if o.body in distractor_textures}}
+                "distractor_textures": {str(o.instance_id): look.distractor_textures[o.body] for o in kept
+                                        if o.body in look.distractor_textures}}
         write_json(tmp / SCENE_FILE, scene_meta)
         commit_dir(tmp, final)
         return len(views)
     finally:
         pb.disconnect(physicsClientId=cid)
+
+
+@dataclass
+class _RealisticLook:
+    """The per-scene draws of the realistic look (all from the scene's look stream `rng`)."""
+
+    rng: np.random.Generator  # the scene's look stream; the views' camera effects come next
+    light: Lighting
+    room_material: Material
+    materials: dict[int, Material]  # pybullet body -> material
+    distractor_textures: dict[int, int]  # pybullet body of a clutter object -> clutter texture index
+
+
+def _realistic_look(cid: int, cfg: GenerateConfig, index: int, cache: Path, objects: list[SceneObject],
+                    models: list) -> _RealisticLook:
+    """Light, materials and clutter textures of scene `index` (stream [seed, index, 2]); library
+    instances keep their own material, clutter gets a photo-and-label texture."""
+    from .appearance import random_material
+
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, index, 2]))
+    light = realistic_lighting(rng)
+    room_material = random_material(rng)
+    materials: dict[int, Material] = {}
+    for k, o in enumerate(objects):
+        drawn = random_material(rng)  # drawn for every object: a fixed number of draws
+        materials[o.body] = models[k][2].material if k < len(models) else drawn
+    textures: dict[int, int] = {}
+    for o in objects[len(models):]:
+        textures[o.body] = int(rng.integers(N_SURFACE_TEXTURES))
+        texture_body(cid, o.body, ensure_surface_texture(cache, cfg.seed, "distractor", textures[o.body],
+                                                         cfg.appearance))
+    return _RealisticLook(rng, light, room_material, materials, textures)
 
 
 def _object_meta(o: SceneObject) -> dict:
