@@ -103,7 +103,7 @@ class GenerateConfig:
     elevation_max_deg: float = 70.0  # upper bound
     upright_fraction: float = 0.6  # fraction of objects dropped upright (the rest in random orientation)
     settle_steps: int = 720  # maximum physics steps (240 Hz) to let the objects come to rest
-    shadows: bool = False  # TinyRenderer shadows (faint and blocky at 320x240; 10-40% more time per view)
+    shadows: bool = False  # TinyRenderer shadows (faint and blocky at 320x240; about 15-20% more time)
     depth_noise: bool = False  # also write a noisy sensor-like depth per view (depth_noisy_mm.png)
     # "realistic": photo textures (training photos only) with printed labels, matte-to-glossy materials,
     # random light colour / intensity and camera effects (noise, blur, white balance, exposure, JPEG) on
