@@ -4,9 +4,12 @@ Procedural object categories with parts, canonical coordinates and named keypoin
 scenes settled by physics and scanned by a hemisphere of cameras (`scene`, `render`), a versioned
 on-disk format (`format`, docs/sim_format.md) and the `sim generate` command (`generator`, `cli`).
 Ground-truth correspondence functions (torch) live in `dense_descriptor_ros.sim.ground_truth`; the
-loader in `dense_descriptor_ros.data.synthetic`. This package does not import torch (generator
-workers start fast), and it imports pybullet only when the generator is used (the loader and the
-trainer read datasets without it).
+loader in `dense_descriptor_ros.data.synthetic`. Two looks: `appearance` (realistic: photo textures,
+labels, materials, light; with `shading` and `sensor`) and `textures` (cartoon). This package does not
+import torch itself (generator workers start fast); the realistic look reads the training photo list
+from `dense_descriptor_ros.data.sample_images`, whose package imports torch (about 2 s, once per worker
+process). It imports pybullet only when the generator is used (the loader and the trainer read datasets
+without it).
 """
 
 import importlib

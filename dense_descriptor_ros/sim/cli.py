@@ -44,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="category objects per scene (default 3 6)")
     g.add_argument("--distractors", type=int_at_least(0), default=3, help="max clutter objects (default 3)")
     g.add_argument("--fov", type=float, default=45.0, help="vertical field of view in degrees (default 45)")
+    g.add_argument("--appearance", choices=("realistic", "cartoon"), default="realistic",
+                   help="realistic (default): photo textures from the training photos, printed labels, "
+                        "matte-to-glossy materials, random light, camera noise/blur/colour; cartoon: the original "
+                        "flat procedural look. Geometry and ground truth are the same for both")
     g.add_argument("--shadows", action="store_true", help="render shadows (slower)")
     g.add_argument("--depth-noise", action="store_true", help="also write sensor-like noisy depth")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -53,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--data", required=True, type=Path, help="dataset folder")
     s.add_argument("--out", required=True, type=Path, help="PNG to write")
     s.add_argument("--views", type=_view_ref, nargs="+", help="SCENE:VIEW pairs (default: view 0 of 4 scenes)")
+    s.add_argument("--compare", type=Path, help="a second dataset (e.g. the other --appearance, same seed): its "
+                                                "RGB of the same views as a last column")
     s.set_defaults(func=run_sheet)
     register_camera(sub)
 
@@ -64,7 +70,7 @@ def run_generate(args: argparse.Namespace) -> int:
                          seed=args.seed, object_seed=args.object_seed, instances_per_category=args.instances,
                          objects_min=args.objects[0], objects_max=args.objects[1],
                          distractors_max=args.distractors, fov_y_deg=args.fov, shadows=args.shadows,
-                         depth_noise=args.depth_noise)
+                         depth_noise=args.depth_noise, appearance=args.appearance)
     try:
         report = generate(cfg, args.out, workers=args.workers, progress=not args.no_progress)
     except (ValueError, GenerateError) as e:
@@ -87,7 +93,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     from .contact_sheet import write_contact_sheet
 
     try:
-        write_contact_sheet(args.data, args.out, args.views)
+        write_contact_sheet(args.data, args.out, args.views, compare=args.compare)
     except (FileNotFoundError, ValueError, IndexError, KeyError, OSError) as e:
         print(f"dense-descriptor sim sheet: error: {e}", file=sys.stderr)
         return 2

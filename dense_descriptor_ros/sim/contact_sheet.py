@@ -1,4 +1,5 @@
-"""A contact sheet of generated views: RGB with keypoints, depth, parts and canonical coordinates."""
+"""A contact sheet of generated views: RGB with keypoints, depth, parts and canonical coordinates, and
+optionally the same views' RGB from a second dataset (e.g. the other `--appearance` with the same seed)."""
 
 from __future__ import annotations
 
@@ -56,11 +57,20 @@ def view_panels(scene_dir: Path, view: int, meta: dict) -> list[np.ndarray]:
             coords_image(img["coords"])]
 
 
-def make_contact_sheet(root: Path, views: list[tuple[str, int]] | None = None, n: int = 4) -> np.ndarray:
-    """RGB uint8 sheet: one row per view (RGB + visible keypoints, depth, parts, canonical coordinates).
-    `views` as (scene name, view index); default the first `n` scenes' view 0."""
+def _look(root: Path) -> str:
+    return str(read_json(root / DATASET_FILE).get("generator", {}).get("appearance", "cartoon"))
+
+
+def make_contact_sheet(root: Path, views: list[tuple[str, int]] | None = None, n: int = 4,
+                       compare: Path | None = None) -> np.ndarray:
+    """RGB uint8 sheet: one row per view (RGB + visible keypoints, depth, parts, canonical coordinates,
+    and the RGB of the same scene and view in dataset `compare` if given). `views` as (scene name, view
+    index); default the first `n` scenes' view 0."""
     root = Path(root)
-    read_json(root / DATASET_FILE)  # fail early on a folder that is not a dataset
+    look = _look(root)  # fails early on a folder that is not a dataset
+    titles = [f"RGB ({look}) + keypoints", "depth", "parts", "canonical coords"]
+    if compare is not None:
+        titles.append(f"RGB ({_look(Path(compare))}, same seed)")
     if views is None:
         scenes = sorted(p.name for p in (root / SCENES_DIR).glob("scene_*") if (p / SCENE_FILE).is_file())
         views = [(s, 0) for s in scenes[:n]]
@@ -70,16 +80,22 @@ def make_contact_sheet(root: Path, views: list[tuple[str, int]] | None = None, n
     for scene, v in views:
         meta = read_json(root / SCENES_DIR / scene / SCENE_FILE)["views"][v]
         panels = view_panels(root / SCENES_DIR / scene, v, meta)
+        if compare is not None:
+            other = read_view(Path(compare) / SCENES_DIR / scene, v, ("rgb",))["rgb"]
+            if other.shape != panels[0].shape:
+                raise ValueError(f"{compare}: {scene} view {v} has another image size")
+            panels.append(other)
         rows.append(np.concatenate([np.pad(p, ((2, 2), (2, 2), (0, 0)), constant_values=255) for p in panels], 1))
     header = np.full((28, rows[0].shape[1], 3), 255, np.uint8)
-    w = rows[0].shape[1] // 4
-    for i, title in enumerate(("RGB + keypoints", "depth", "parts", "canonical coords")):
+    w = rows[0].shape[1] // len(titles)
+    for i, title in enumerate(titles):
         cv2.putText(header, title, (i * w + 6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([header, *rows], 0)
 
 
-def write_contact_sheet(root: Path, out: Path, views: list[tuple[str, int]] | None = None, n: int = 4) -> None:
-    sheet = make_contact_sheet(root, views, n)
+def write_contact_sheet(root: Path, out: Path, views: list[tuple[str, int]] | None = None, n: int = 4,
+                        compare: Path | None = None) -> None:
+    sheet = make_contact_sheet(root, views, n, compare)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {out}")

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 DATASET_FILE = "dataset.json"
 SCENE_FILE = "scene.json"
 SCENES_DIR = "scenes"

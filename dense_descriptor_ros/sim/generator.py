@@ -37,7 +37,7 @@ from .format import (
     write_json,
     write_view,
 )
-from .library import InstanceRef, category_id, ensure_instance, instance_split
+from .library import APPEARANCES, InstanceRef, category_id, ensure_instance, ensure_surface_texture, instance_split
 from .noise import apply_depth_noise
 from .render import (
     KEYPOINT_FOOTPRINTS,
@@ -51,6 +51,8 @@ from .render import (
 from .scene import (
     DISTRACTOR,
     DISTRACTOR_ID,
+    N_SURFACE_TEXTURES,
+    Lighting,
     SceneObject,
     add_distractor,
     add_instance,
@@ -62,9 +64,14 @@ from .scene import (
     random_lighting,
     random_orientation,
     read_pose,
+    realistic_lighting,
     sample_room,
     settle,
+    texture_body,
 )
+from .sensor import apply_sensor, sample_sensor
+from .shading import add_highlights
+from .textures import Material
 
 #: scene index % 10 -> split. "test_scenes" holds new scenes of training instances; "val" and "test"
 #: scenes contain only validation / test instances, which never appear in training scenes.
@@ -96,8 +103,13 @@ class GenerateConfig:
     elevation_max_deg: float = 70.0  # upper bound
     upright_fraction: float = 0.6  # fraction of objects dropped upright (the rest in random orientation)
     settle_steps: int = 720  # maximum physics steps (240 Hz) to let the objects come to rest
-    shadows: bool = False  # TinyRenderer shadows (about 1.5x slower)
+    shadows: bool = False  # TinyRenderer shadows (faint and blocky at 320x240; about 15-20% more time)
     depth_noise: bool = False  # also write a noisy sensor-like depth per view (depth_noisy_mm.png)
+    # "realistic": photo textures (training photos only) with printed labels, matte-to-glossy materials,
+    # random light colour / intensity and camera effects (noise, blur, white balance, exposure, JPEG) on
+    # the RGB; "cartoon": the original flat procedural look. Geometry, depth, labels and ground truth do
+    # not depend on it (same seed => same scenes and cameras)
+    appearance: str = "realistic"
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad setting."""
@@ -115,6 +127,7 @@ class GenerateConfig:
             (0 < self.elevation_min_deg <= self.elevation_max_deg < 90, "need 0 < elevation_min <= max < 90"),
             (0.0 <= self.upright_fraction <= 1.0, "upright_fraction must be in [0, 1]"),
             (self.settle_steps >= 0, "settle_steps must be >= 0"),
+            (self.appearance in APPEARANCES, f"appearance must be one of {', '.join(APPEARANCES)}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -162,7 +175,11 @@ def _bound_radius(shape: ShapeModel) -> float:
 
 
 def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
-    """Simulate, render and write scene `index` under root/scenes; returns the number of views."""
+    """Simulate, render and write scene `index` under root/scenes; returns the number of views.
+
+    Random streams (all from SeedSequence([seed, index, ...])): [seed, index] the scene (room, objects,
+    physics, cameras), [seed, index, 1] the depth noise, [seed, index, 2] the realistic look (light,
+    materials, camera effects). So a scene's geometry is the same in both looks."""
     root = Path(root)
     cache = root / CACHE_DIR
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, index]))
@@ -178,7 +195,7 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
         n_obj = min(int(rng.integers(cfg.objects_min, cfg.objects_max + 1)), len(pool))
         refs = [pool[i] for i in sorted(rng.choice(len(pool), size=n_obj, replace=False).tolist())]
         sources = [choose_distractor(rng) for _ in range(int(rng.integers(0, cfg.distractors_max + 1)))]
-        models = [ensure_instance(cache, cfg.object_seed, r) for r in refs]
+        models = [ensure_instance(cache, cfg.object_seed, r, cfg.appearance) for r in refs]
         radii = [_bound_radius(m[1]) for m in models] + [0.06 * float(s["scale"]) for s in sources]
         positions = drop_positions(rng, radii)
         quats = [random_orientation(rng, cfg.upright_fraction) for _ in radii]
@@ -188,7 +205,10 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
         for j, src in enumerate(sources):
             k = len(refs) + j
             objects.append(add_distractor(cid, src, k + 1, positions[k], quats[k]))
-        build_room(cid, room, cache, cfg.seed)
+        build_room(cid, room, cache, cfg.seed, cfg.appearance)
+        look = _realistic_look(cid, cfg, index, cache, objects, models) if cfg.appearance == "realistic" else None
+        if look is not None:
+            light = look.light
         steps = settle(cid, [o.body for o in objects], cfg.settle_steps)
         kept = []
         for o in objects:  # objects that fell off the table leave the scene
@@ -210,30 +230,80 @@ def generate_scene(cfg: GenerateConfig, index: int, root: Path) -> int:
         tmp = scenes_dir / f".{scene_name(index)}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        materials: dict[int, Material] = {}
+        if look is not None:
+            materials = {o.instance_id: look.materials[o.body] for o in kept} | {0: look.room_material}
         views = []
         for v, T_wc in enumerate(cams):
-            rgb, depth, seg = render(cid, settings, T_wc, light)
+            rendered, depth, seg = render(cid, settings, T_wc, light)
             instance, category, part = label_images(seg, kept)
             coords = canonical_coordinates(depth, instance, K, T_wc, kept)
+            view_meta: dict = {}
+            rgb = rendered
+            if look is not None:  # RGB only: depth, labels and ground truth are those of the render
+                rgb = add_highlights(rgb, depth, instance, K, T_wc, np.asarray(light.direction),
+                                     np.asarray(light.color), materials)
+                sensor = sample_sensor(look.rng)
+                rgb = apply_sensor(rgb, sensor, look.rng)
+                view_meta["sensor"] = sensor.to_json()
             images = {"rgb": rgb, "depth": depth, "instance": instance, "category": category, "part": part,
                       "coords": coords}
             files = {name.split(".")[0]: view_file(v, name) for name in VIEW_FILES}
-            if cfg.depth_noise:
-                images["depth_noisy"] = apply_depth_noise(depth, rgb, float(K[0, 0]), noise_rng)
+            if cfg.depth_noise:  # dark-surface dropout follows the surface, not the colour camera's effects
+                images["depth_noisy"] = apply_depth_noise(depth, rendered, float(K[0, 0]), noise_rng)
                 files["depth_noisy_mm"] = view_file(v, NOISY_DEPTH_FILE)
             write_view(tmp, v, images)
             views.append({"index": v, "width": cfg.width, "height": cfg.height, "K": K, "T_world_camera": T_wc,
                           "near": cfg.near, "far": cfg.far, "files": files,
-                          "keypoints": project_keypoints(depth, instance, K, T_wc, kept)})
-        write_json(tmp / SCENE_FILE, {
+                          "keypoints": project_keypoints(depth, instance, K, T_wc, kept), **view_meta})
+        scene_meta = {
             "format_version": FORMAT_VERSION, "name": scene_name(index), "index": index, "split": split,
             "instance_pool": INSTANCE_POOL[split], "seed": [cfg.seed, index], "physics_steps": steps,
             "room": room, "lighting": dataclasses.asdict(light),
-            "objects": [_object_meta(o) for o in kept], "views": views})
+            "objects": [_object_meta(o) for o in kept], "views": views}
+        if look is not None:
+            scene_meta["appearance"] = {
+                "look": cfg.appearance,
+                "materials": {str(i): dataclasses.asdict(m) for i, m in sorted(materials.items())},
+                "distractor_textures": {str(o.instance_id): look.distractor_textures[o.body] for o in kept
+                                        if o.body in look.distractor_textures}}
+        write_json(tmp / SCENE_FILE, scene_meta)
         commit_dir(tmp, final)
         return len(views)
     finally:
         pb.disconnect(physicsClientId=cid)
+
+
+@dataclass
+class _RealisticLook:
+    """The per-scene draws of the realistic look (all from the scene's look stream `rng`)."""
+
+    rng: np.random.Generator  # the scene's look stream; the views' camera effects come next
+    light: Lighting
+    room_material: Material
+    materials: dict[int, Material]  # pybullet body -> material
+    distractor_textures: dict[int, int]  # pybullet body of a clutter object -> clutter texture index
+
+
+def _realistic_look(cid: int, cfg: GenerateConfig, index: int, cache: Path, objects: list[SceneObject],
+                    models: list) -> _RealisticLook:
+    """Light, materials and clutter textures of scene `index` (stream [seed, index, 2]); library
+    instances keep their own material, clutter gets a photo-and-label texture."""
+    from .appearance import random_material
+
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, index, 2]))
+    light = realistic_lighting(rng)
+    room_material = random_material(rng)
+    materials: dict[int, Material] = {}
+    for k, o in enumerate(objects):
+        drawn = random_material(rng)  # drawn for every object: a fixed number of draws
+        materials[o.body] = models[k][2].material if k < len(models) else drawn
+    textures: dict[int, int] = {}
+    for o in objects[len(models):]:
+        textures[o.body] = int(rng.integers(N_SURFACE_TEXTURES))
+        texture_body(cid, o.body, ensure_surface_texture(cache, cfg.seed, "distractor", textures[o.body],
+                                                         cfg.appearance))
+    return _RealisticLook(rng, light, room_material, materials, textures)
 
 
 def _object_meta(o: SceneObject) -> dict:
@@ -287,10 +357,14 @@ def prepare_output(cfg: GenerateConfig, root: Path) -> list[int]:
         old = read_json(existing)
         old_gen = dict(old.get("generator", {}), scenes=cfg.scenes)
         new_gen = dict(man["generator"])
-        if old.get("format_version") != FORMAT_VERSION or old_gen != new_gen:
+        # datasets of format 1.0 predate the appearance setting: they are cartoon datasets
+        old_gen.setdefault("appearance", "cartoon")
+        same_format = old.get("format_version") in (FORMAT_VERSION, "1.0")
+        if not same_format or old_gen != new_gen:
             diff = sorted(k for k in set(old_gen) | set(new_gen) if old_gen.get(k) != new_gen.get(k))
             raise GenerateError(f"{root} holds a dataset generated with other settings ({', '.join(diff) or 'format'}"
-                                "); resume with the same arguments or choose another --out")
+                                "); resume with the same arguments (datasets made before --appearance existed "
+                                "need --appearance cartoon) or choose another --out")
     elif any(p.name not in (CACHE_DIR, SCENES_DIR) for p in root.iterdir()):
         raise GenerateError(f"output folder {root} is not empty and holds no {DATASET_FILE}")
     write_json(existing, man)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..correspondence.pairs import check_shape
+from ..checks import check_shape
 from ..data.synthetic import SyntheticView
 from ..geometry.reprojection import SYNTHETIC_ABS_TOL, interpolate_depth, reproject, reproject_points
 

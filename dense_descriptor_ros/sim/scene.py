@@ -18,7 +18,7 @@ import pybullet_data
 
 from .camera import look_at
 from .categories import CATEGORIES, ShapeModel
-from .library import InstanceRef, category_id, ensure_surface_texture
+from .library import InstanceRef, category_id, ensure_surface_texture, part_texture_file
 from .mesh import quad
 from .textures import Appearance, random_color
 
@@ -116,8 +116,9 @@ def sample_room(rng: np.random.Generator) -> dict:
             "leg_color": random_color(rng, val=(0.1, 0.7)).tolist()}
 
 
-def build_room(cid: int, room: dict, cache: Path, seed: int) -> None:
-    """Table (top surface at z = 0, collides), legs, floor (collides) and four walls.
+def build_room(cid: int, room: dict, cache: Path, seed: int, appearance: str = "cartoon") -> None:
+    """Table (top surface at z = 0, collides), legs, floor (collides) and four walls, with the room
+    textures of `appearance`.
 
     Create it after the objects: TinyRenderer draws bodies in creation order and rejects hidden pixels
     before shading, so drawing near surfaces first makes a view about 1.5x faster.
@@ -150,17 +151,25 @@ def build_room(cid: int, room: dict, cache: Path, seed: int) -> None:
     textures: dict[str, int] = {}
     for body, kind in [(top_body, "table"), (floor, "floor")] + [(w, "wall") for w in walls]:
         if kind not in textures:
-            path = ensure_surface_texture(cache, seed, kind, room[f"{kind}_texture"])
+            path = ensure_surface_texture(cache, seed, kind, room[f"{kind}_texture"], appearance)
             textures[kind] = pb.loadTexture(str(path), physicsClientId=cid)
         pb.changeVisualShape(body, -1, textureUniqueId=textures[kind], physicsClientId=cid)
 
 
 def random_lighting(rng: np.random.Generator) -> Lighting:
+    """The cartoon look's light: from above (25-85 degrees), slightly tinted."""
     az, el = rng.uniform(-math.pi, math.pi), math.radians(rng.uniform(25, 85))
     tint = 1.0 - rng.uniform(0, 0.25, 3)
     return Lighting([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)],
                     (tint / tint.max()).tolist(), float(rng.uniform(2.0, 5.0)), float(rng.uniform(0.35, 0.7)),
                     float(rng.uniform(0.35, 0.8)), float(rng.uniform(0.0, 0.5)))
+
+
+def realistic_lighting(rng: np.random.Generator) -> Lighting:
+    """The realistic look's light: any azimuth, 15-88 degrees elevation, 2700-7500 K, dim to bright."""
+    from .appearance import realistic_lighting_params
+
+    return Lighting(**realistic_lighting_params(rng))
 
 
 def _com_offset(cid: int, body: int) -> np.ndarray:
@@ -195,6 +204,10 @@ def add_instance(cid: int, ref: InstanceRef, model: tuple[Path, ShapeModel, Appe
     for link, part in enumerate(shape.parts):
         if part.textured:
             pb.changeVisualShape(body, link - 1, textureUniqueId=tex, physicsClientId=cid)
+        elif part.name in look.part_textures:  # the realistic look: every part textured
+            own = pb.loadTexture(str(folder / part_texture_file(part.name)), physicsClientId=cid)
+            pb.changeVisualShape(body, link - 1, textureUniqueId=own, rgbaColor=[1.0, 1.0, 1.0, 1.0],
+                                 physicsClientId=cid)
     _damp(cid, body)
     return SceneObject(instance_id, ref.category, ref.key, body, [parts_table[(ref.category, p.name)]
                                                                  for p in shape.parts],
@@ -239,6 +252,13 @@ def add_distractor(cid: int, source: dict, instance_id: int, position: np.ndarra
     links = [0] * (1 + pb.getNumJoints(body, physicsClientId=cid))
     return SceneObject(instance_id, DISTRACTOR, str(source["model"]), body, links, _com_offset(cid, body),
                        source=source)
+
+
+def texture_body(cid: int, body: int, texture: Path) -> None:
+    """Draw every link of `body` with the image file `texture` (white base colour)."""
+    tex = pb.loadTexture(str(texture), physicsClientId=cid)
+    for link in range(-1, pb.getNumJoints(body, physicsClientId=cid)):
+        pb.changeVisualShape(body, link, textureUniqueId=tex, rgbaColor=[1.0, 1.0, 1.0, 1.0], physicsClientId=cid)
 
 
 def drop_positions(rng: np.random.Generator, radii: list[float], spread: float = 0.17) -> np.ndarray:

@@ -7,7 +7,7 @@ from the numpy Generator it is given, so appearance is a pure function of the se
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import cv2
@@ -100,16 +100,36 @@ def surface_texture(rng: np.random.Generator, size: int = 256) -> np.ndarray:
 
 
 @dataclass
+class Material:
+    """How shiny a surface is (the realistic look): a white Blinn-Phong highlight added after rendering
+    (`sim/shading.py`; TinyRenderer has one specular coefficient per render call and ignores per-object
+    specular colours, measured).
+
+    Attributes:
+        gloss: highlight strength in [0, 1] (0 = matte).
+        shininess: Blinn-Phong exponent (higher = smaller, sharper highlight).
+    """
+
+    gloss: float
+    shininess: float
+
+
+@dataclass
 class Appearance:
     """How one instance looks: its texture (for textured parts) and a solid colour per other part.
 
     Attributes:
         texture: (S, S, 3) uint8 RGB.
         colors: part name -> (3,) RGB in [0, 1] for parts drawn without the texture.
+        part_textures: part name -> (S, S, 3) uint8 RGB for parts drawn without the main texture (the
+            realistic look; empty in the cartoon look, where those parts are flat `colors`).
+        material: the realistic look's material (None: the cartoon look, no added highlights).
     """
 
     texture: np.ndarray
     colors: dict[str, np.ndarray]
+    part_textures: dict[str, np.ndarray] = field(default_factory=dict)
+    material: Material | None = None
 
 
 METAL_PARTS = {("can", "rim"), ("can", "lid"), ("can", "base")}

@@ -37,7 +37,7 @@ def digests(root: Path) -> dict[str, str]:
 
 def test_files_and_metadata(tiny):
     meta = json.loads((tiny / "dataset.json").read_text())
-    assert meta["format_version"] == "1.0"
+    assert meta["format_version"] == "1.1"
     assert meta["generator"] == dataclasses.asdict(TINY)
     assert [c["name"] for c in meta["categories"]] == ["mug", "bowl", "bottle", "can", "box", "distractor"]
     assert meta["splits"]["scenes"]["train"] == ["scene_000000", "scene_000001"]
