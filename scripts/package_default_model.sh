@@ -2,7 +2,7 @@
 # Package a trained run as the shipped default model (models/default/): weights, ONNX export with a parity
 # check, the mug reference keypoints built from the simulator's ground truth, and the evaluation the model
 # card quotes. Run from the repository root after training:
-#   .venv/bin/dense-descriptor sim generate --out data/sim_default --scenes 300 --views 6 --seed 0
+#   .venv/bin/dense-descriptor sim generate --out data/sim_default --scenes 300 --views 6 --seed 0 --appearance cartoon
 #   .venv/bin/dense-descriptor train --config config/train_default.yaml          # stage 1
 #   .venv/bin/dense-descriptor train --config config/train_default_stage2.yaml   # stage 2, from stage 1's weights
 #   .venv/bin/dense-descriptor train --config config/train_default_stage3.yaml   # stage 3, from stage 2's weights

@@ -17,6 +17,8 @@ from .io import BagError, BagReader
 __all__ = ["PlayOptions", "play_bag"]
 
 NODE_NAME = "dense_descriptor_bag_player"
+#: At the end of the bag, wait at most this long for reliable subscribers to acknowledge the last messages.
+ACK_TIMEOUT_S = 5.0  # longer than one Fast DDS heartbeat period (3 s), after which a lost message is resent
 
 
 @dataclass
@@ -112,6 +114,7 @@ def play_bag(path: str | Path, options: PlayOptions | None = None, ros_args: lis
                         f"at rate {o.rate:g})")
                 if not o.loop or n == 0:
                     break
+            _wait_for_acks(pubs, ACK_TIMEOUT_S, log)
         except (KeyboardInterrupt, ExternalShutdownException):
             log("stopped")
         finally:
@@ -119,6 +122,20 @@ def play_bag(path: str | Path, options: PlayOptions | None = None, ros_args: lis
             node.destroy_node()
             rclpy.try_shutdown(context=context)
     return 0
+
+
+def _wait_for_acks(pubs: dict, timeout_s: float, log) -> None:
+    """Wait (up to timeout_s in all) until every reliable subscriber has acknowledged what was published: a player
+    that exits right after its last message can take that message with it (seen on a loaded 2-core machine: 29 of
+    30 frames recorded). Best-effort publishers return at once."""
+    from rclpy.duration import Duration
+
+    t_end = time.monotonic() + timeout_s
+    for pub in pubs.values():
+        left = t_end - time.monotonic()
+        if left <= 0 or not pub.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+            log(f"warning: not every subscriber acknowledged the last messages within {timeout_s:g} s")
+            return
 
 
 def _wait_for_subscribers(pubs: dict, n: int, timeout_s: float, context) -> None:
