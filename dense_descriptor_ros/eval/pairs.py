@@ -299,7 +299,7 @@ def make_pair_list(synthetic: str | Path | None = None, images: str | Path | Non
 
 
 def open_synthetic(root: str | Path, split: str | None):
-    from ..data.synthetic import SyntheticDataset
+    from ..sim.dataset import SyntheticDataset
 
     try:
         ds = SyntheticDataset(root, None if split in (None, "all") else split)

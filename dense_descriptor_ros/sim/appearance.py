@@ -39,7 +39,7 @@ PHOTOS_LOADED: set[str] = set()
 @cache
 def training_photos() -> tuple[str, ...]:
     """Names of the scikit-image photos that textures may use: the training images only."""
-    from ..data.sample_images import TRAIN_IMAGES
+    from ..sample_images import TRAIN_IMAGES
 
     return tuple(TRAIN_IMAGES)
 

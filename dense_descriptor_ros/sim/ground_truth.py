@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from ..checks import check_shape
-from ..data.synthetic import SyntheticView
 from ..geometry.reprojection import SYNTHETIC_ABS_TOL, interpolate_depth, reproject, reproject_points
+from .dataset import SyntheticView
 
 
 def cross_view(a: SyntheticView, b: SyntheticView, abs_tol: float = SYNTHETIC_ABS_TOL, rel_tol: float = 0.0,

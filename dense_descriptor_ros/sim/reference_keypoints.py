@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ..data.synthetic import SPLITS, SyntheticDataset
 from ..geometry.lifting import lift_points
 from ..matching.keypoints import (
     LocatedKeypoints,
@@ -39,6 +38,7 @@ from ..matching.keypoints import (
     model_identity,
 )
 from ..runtime.extractor import DescriptorExtractor
+from .dataset import SPLITS, SyntheticDataset
 from .format import SCENES_DIR, read_view, view_file
 from .sequence import MUG_INSTANCE_ID, _check_frame
 from .sequence import Sequence as SimSequence

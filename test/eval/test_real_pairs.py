@@ -112,7 +112,7 @@ class TestPairLists:
 
 @pytest.mark.parametrize("name", REAL_HELDOUT)
 def test_every_real_photo_loads(name):
-    from dense_descriptor_ros.data.sample_images import _load
+    from dense_descriptor_ros.sample_images import _load
 
     img = _load(name)
     assert img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 256
