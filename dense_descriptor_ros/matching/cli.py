@@ -1,5 +1,5 @@
-"""`dense-descriptor keypoints`: make, average, show reference keypoint files (docs/keypoint_file.md), and build
-them from the simulator's ground truth (`keypoints from-sim`, in sim/reference_cli.py)."""
+"""`dense-descriptor keypoints`: make, average and show reference keypoint files (docs/keypoint_file.md). The
+simulator adds `keypoints from-sim` to the group (sim/reference_cli.py registers the whole group)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from ..cli_args import size_wh
-from ..sim.reference_cli import register_from_sim
 
 
 def _point(text: str) -> tuple[str, tuple[float, float]]:
@@ -92,8 +91,9 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `keypoints` to the package's command line."""
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add `keypoints {annotate,average,show}` to the package's command line; returns the group's subparsers
+    (sim/reference_cli.py adds `from-sim` to them)."""
     k = subparsers.add_parser("keypoints", help="reference keypoint files (docs/keypoint_file.md)")
     ks = k.add_subparsers(dest="keypoints_command", metavar="{annotate,average,show,from-sim}", required=True)
     a = ks.add_parser("annotate", help="named keypoints from pixels of a reference image",
@@ -120,4 +120,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = ks.add_parser("show", help="print a keypoint file's contents")
     s.add_argument("file")
     s.set_defaults(func=_show)
-    register_from_sim(ks)
+    return ks

@@ -98,3 +98,10 @@ def register_from_sim(keypoints_subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--providers", default="cpu", help="ONNX Runtime providers in order, e.g. cuda,cpu")
     f.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = library default)")
     f.set_defaults(func=_from_sim)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `keypoints` group (matching/cli.py) with `from-sim` to the package's command line."""
+    from ..matching.cli import register as register_keypoints
+
+    register_from_sim(register_keypoints(subparsers))
