@@ -39,6 +39,28 @@ class AugmentConfig:
     jitter_p: float = 0.8
     # Gaussian blur probability (kernel 5, sigma 0.1-1.5).
     blur_p: float = 0.2
+    # Lighting and camera changes beyond colour jitter, each drawn per view with probability illumination_p
+    # (0 = off, the default of the models trained before it): a gamma curve (range `gamma`), a white balance
+    # shift along the black-body colour temperatures, a linear shading gradient across the image (gain range
+    # `shading_gain`) and Gaussian sensor noise (std `noise_std` in [0, 1] intensity). Photos of one object
+    # taken at different times or by different cameras differ this way; colour jitter alone is a global
+    # affine change of brightness and contrast.
+    illumination_p: float = 0.0
+    gamma: tuple[float, float] = (0.55, 1.8)
+    shading_gain: tuple[float, float] = (0.05, 0.4)
+    noise_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("affine_p", "perspective_p", "hflip_p", "jitter_p", "blur_p", "illumination_p"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"augment.{name} must be a probability in [0, 1], got {value}")
+        if not 0.0 < self.gamma[0] <= self.gamma[1]:
+            raise ValueError(f"augment.gamma must be a range 0 < low <= high, got {self.gamma}")
+        if not 0.0 <= self.shading_gain[0] <= self.shading_gain[1] <= 1.0:
+            raise ValueError(f"augment.shading_gain must be a range in [0, 1], got {self.shading_gain}")
+        if self.noise_std < 0:
+            raise ValueError(f"augment.noise_std must be >= 0, got {self.noise_std}")
 
 
 class TwoViewAugmenter:
@@ -67,6 +89,13 @@ class TwoViewAugmenter:
             photometric.append(KA.ColorJitter(*c.jitter, p=c.jitter_p))
         if c.blur_p > 0:
             photometric.append(KA.RandomGaussianBlur((5, 5), (0.1, 1.5), p=c.blur_p))
+        if c.illumination_p > 0:
+            photometric += [
+                KA.RandomGamma(tuple(c.gamma), p=c.illumination_p),
+                KA.RandomPlanckianJitter("blackbody", p=c.illumination_p),
+                KA.RandomLinearIllumination(tuple(c.shading_gain), p=c.illumination_p),
+                KA.RandomGaussianNoise(std=c.noise_std, p=c.illumination_p),
+            ]
         self.geometric = KA.AugmentationSequential(*geometric, data_keys=["input"])
         self.photometric = KA.AugmentationSequential(*photometric, data_keys=["input"]) if photometric else None
 

@@ -56,13 +56,24 @@ class DemoSummary:
     # frames that arrived while the node was still busy with the one before (its last diagnostics'
     # frames_dropped_busy): the node keeps only the newest frame, so a slow frame on a loaded machine costs the next
     frames_dropped_busy: int = 0
+    # the node's own counters from its last diagnostics (-1: no diagnostics recorded): frames it processed (more
+    # than frames_processed when outputs published at the very end were not recorded), and input messages the
+    # synchroniser could not pair (a colour image without its depth or camera info)
+    node_frames_processed: int = -1
+    messages_unmatched: int = -1
 
     def lines(self) -> list[str]:
         busy = self.frames_dropped_busy
+        why = [f"{busy} dropped: they came while the node was busy with the frame before, and a live node keeps "
+               "only the newest"] if busy else []
+        if self.messages_unmatched > 0:
+            why.append(f"{self.messages_unmatched} input messages without their partner image or camera info")
+        if self.node_frames_processed > self.frames_processed:
+            why.append(f"the node processed {self.node_frames_processed}: "
+                       f"{self.node_frames_processed - self.frames_processed} outputs were not recorded")
         return [
             f"frames: {self.frames_played} played, {self.frames_processed} processed by the node"
-            + (f" ({busy} dropped: they came while the node was busy with the frame before, and a live node keeps "
-               "only the newest)" if busy else ""),
+            + (f" ({'; '.join(why)})" if why else ""),
             f"node latency (inputs received -> outputs published): p50 {self.node_ms_p50:.1f} ms, "
             f"p95 {self.node_ms_p95:.1f} ms; inference p50 {self.inference_ms_p50:.1f} ms ({self.backend})",
             *self.keypoint_lines(),
@@ -159,9 +170,13 @@ def score(played: Path, recorded: Path, ground_truth: Path) -> tuple[DemoSummary
         except (KeyError, ValueError):
             return float("nan")
 
+    def count(key: str, missing: int) -> int:
+        return int(num(key)) if np.isfinite(num(key)) else missing
+
     summary = DemoSummary(
         frames_played=len(frames), frames_processed=len(by["descriptors"]),
-        frames_dropped_busy=int(num("frames_dropped_busy")) if np.isfinite(num("frames_dropped_busy")) else 0,
+        frames_dropped_busy=count("frames_dropped_busy", 0), node_frames_processed=count("frames_processed", -1),
+        messages_unmatched=count("messages_unmatched", -1),
         node_ms_p50=num("node_ms_p50"), node_ms_p95=num("node_ms_p95"), inference_ms_p50=num("inference_ms_p50"),
         backend=diag.get("backend", "unknown"), keypoints_visible=visible, keypoints_found=found,
         keypoint_px_median=_nanmedian(px), keypoint_mm_median=_nanmedian(mm),

@@ -91,3 +91,28 @@ def test_reproducible_from_seed():
     a, b, c = aug(img, 7), aug(img, 7), aug(img, 8)
     assert torch.equal(a.image_a, b.image_a) and torch.equal(a.map_ab, b.map_ab)
     assert not torch.equal(a.image_a, c.image_a)
+
+
+def test_illumination_changes_light_not_geometry():
+    """The lighting changes (gamma, white balance, shading gradient, noise) alter the colours of a view, not where
+    its pixels come from: same seed, same matrices and coverage, and a photo's pixels move by a visible amount."""
+    rng = np.random.default_rng(0)
+    img = torch.from_numpy(cv2.GaussianBlur(rng.random((120, 160, 3)).astype(np.float32), (0, 0), 3))
+    img = img.permute(2, 0, 1)[None]
+    plain = TwoViewAugmenter((96, 128), GEOMETRY_ONLY)
+    lit = TwoViewAugmenter((96, 128), AugmentConfig(jitter_p=0.0, blur_p=0.0, illumination_p=1.0))
+    changed = 0
+    for seed in range(4):
+        a, b = plain(img, seed), lit(img, seed)
+        assert torch.equal(a.matrix_a, b.matrix_a) and torch.equal(a.matrix_b, b.matrix_b)
+        assert torch.equal(a.valid_a, b.valid_a) and torch.equal(a.map_ab, b.map_ab)
+        changed += int((a.image_a - b.image_a)[:, a.valid_a].abs().mean() > 0.02)
+        assert torch.equal(b.image_a, lit(img, seed).image_a)  # reproducible from the seed
+    assert changed == 4
+
+
+@pytest.mark.parametrize("bad", [dict(illumination_p=1.5), dict(gamma=(0.0, 1.0)), dict(shading_gain=(0.3, 0.1)),
+                                 dict(noise_std=-0.1), dict(blur_p=-0.2)])
+def test_bad_augment_settings_are_refused(bad):
+    with pytest.raises(ValueError, match="augment"):
+        AugmentConfig(**bad)
