@@ -137,6 +137,11 @@ class Probe:
         with self._lock:
             return list(self.received[key])
 
+    def timed(self, key: str) -> list[tuple[float, Any]]:
+        """(arrival time on the monotonic clock, message) of output `key`, in arrival order."""
+        with self._lock:
+            return list(zip(self.arrival[key], self.received[key], strict=True))
+
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "condition") -> None:
         t_end = time.monotonic() + timeout
         while time.monotonic() < t_end:
