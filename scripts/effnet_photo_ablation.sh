@@ -3,7 +3,7 @@
 # (docs/pretrained_encoder.md, issue #14). Three short runs of effnet_lite0 (ImageNet weights, D = 64, head started
 # at the hypercolumn's PCA) on augmentation pairs of the training photos only, same steps, same seed, same pairs:
 #   frozen     the encoder frozen, only the 1x1 head learns
-#   finetune   the encoder learns too (0.1x learning rate, stem + blocks 0-1 frozen, batch-norm statistics frozen)
+#   finetune   the encoder learns too (0.1x learning rate, stem + block 0 frozen, batch-norm statistics frozen)
 #   light      finetune + lighting changes in the augmentation (data.augment.illumination_p)
 # then scores them with the untrained hypercolumn and RootSIFT on the real-image and photo-augmentation pairs of
 # the default model's fixed pairs (no synthetic data needed).
