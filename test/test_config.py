@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -77,3 +78,11 @@ class TestLoadConfig:
     def test_hash_changes_with_config(self):
         a, b = TrainConfig(), TrainConfig(steps=3)
         assert config_hash(a) == config_hash(TrainConfig()) != config_hash(b)
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (Path(__file__).parents[1] / "config").glob("train_*.yaml")))
+def test_every_committed_training_config_loads(path):
+    """The configs the docs tell users to run are valid TrainConfigs (a misspelt key or a bad value in a committed
+    config would otherwise surface only when someone starts a long run)."""
+    cfg = load_config(TrainConfig, Path(__file__).parents[1] / "config" / path)
+    assert cfg.steps >= 1 and cfg.out_dir.startswith("runs/")
