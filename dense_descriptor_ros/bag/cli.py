@@ -247,7 +247,10 @@ def run_process(args: argparse.Namespace) -> int:
         summary = process_bag(args.bag, args.out, settings, opts)
     except BagError as e:
         return _error("process", f"{e}; {args.out} not written")
-    except (ModelFileError, BackendFallbackError, ValueError) as e:
+    except BackendFallbackError as e:  # the extractor's hint names its API; users here set --param require_device
+        return _error("process", f"{e.reason} (require_device is true; --param require_device=false falls back to "
+                                 f"the CPU with a warning); {args.out} not written")
+    except (ModelFileError, ValueError) as e:
         return _error("process", f"{e}; {args.out} not written")
     except KeyboardInterrupt:
         print(f"interrupted: {args.out} not written", file=sys.stderr)

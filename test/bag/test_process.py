@@ -263,6 +263,23 @@ def test_cli_errors_are_one_line_and_leave_no_output(short_bags, model_files, tm
     assert not out.exists() and not list(tmp_path.glob(".o.partial*"))
 
 
+def test_a_missing_gpu_with_require_device_names_the_param(short_bags, model_files, tmp_path, capsys):
+    """The extractor's own hint names its API (on_fallback); bag process users set --param require_device."""
+    import torch
+
+    from dense_descriptor_ros.bag.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the fallback cannot happen")
+    out = tmp_path / "o"
+    assert main(["process", str(short_bags["mcap"]), str(out), "--model", str(model_files / "m.safetensors"),
+                 "--param", "keypoints_file=none", "--param", "backend=torch", "--param", "device=cuda",
+                 "--param", "require_device=true", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--param require_device=false" in err and "on_fallback" not in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
 def test_existing_output_is_refused(short_bags, model_files, tmp_path):
     (tmp_path / "o").mkdir()
     with pytest.raises(BagError, match="exists already"):
