@@ -61,3 +61,7 @@ def test_the_summary_says_why_frames_were_not_processed():
                                    "node was busy")
     s.frames_processed, s.frames_dropped_busy = 30, 0
     assert s.lines()[0] == "frames: 30 played, 30 processed by the node"
+    # frames lost before the node paired them, or outputs the recorder missed, are named from the node's counters
+    s.frames_processed, s.node_frames_processed, s.messages_unmatched = 28, 29, 2
+    assert s.lines()[0] == ("frames: 30 played, 28 processed by the node (2 input messages without their partner "
+                            "image or camera info; the node processed 29, 1 of them missing from the recording)")

@@ -69,8 +69,8 @@ class DemoSummary:
         if self.messages_unmatched > 0:
             why.append(f"{self.messages_unmatched} input messages without their partner image or camera info")
         if self.node_frames_processed > self.frames_processed:
-            why.append(f"the node processed {self.node_frames_processed}: "
-                       f"{self.node_frames_processed - self.frames_processed} outputs were not recorded")
+            why.append(f"the node processed {self.node_frames_processed}, "
+                       f"{self.node_frames_processed - self.frames_processed} of them missing from the recording")
         return [
             f"frames: {self.frames_played} played, {self.frames_processed} processed by the node"
             + (f" ({'; '.join(why)})" if why else ""),
