@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import sys
 from pathlib import Path
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", type=Path, metavar="FILE",
                    help="score the pairs of this pairs.json instead of drawing new ones")
     p.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS),
-                   help="evaluation sets (default: all)")
+                   help="evaluation sets (default: all); with --pairs, the file's pairs of these sets")
     p.add_argument("--pairs-per-set", type=_positive, default=25, help="pairs per set (default 25)")
     p.add_argument("--points", type=_positive, default=200,
                    help="query points per pair and subset (object / all pixels; default 200)")
@@ -119,6 +120,11 @@ def run(args: argparse.Namespace) -> int:
         synthetic, images = _split_sources(args.data)
         if args.pairs is not None:
             plist = PairList.load(args.pairs)
+            kept = [q for q in plist.pairs if q.set in args.sets]
+            if plist.pairs and not kept:
+                return _fail(f"{args.pairs} has no pairs of the sets {', '.join(args.sets)} "
+                             f"(it has {', '.join(plist.by_set())})")
+            plist = dataclasses.replace(plist, pairs=kept)  # --sets picks from the file's sets
         else:
             if synthetic is None and images is None and not set(args.sets) & set(REAL_SETS):
                 return _fail("give --data (a synthetic dataset and/or an image folder) or --pairs")

@@ -72,6 +72,21 @@ def test_pair_list_reuse_scores_the_same_pairs(report_dir, tmp_path):
     assert again["sets"] == first["sets"] and again["matching"] == first["matching"]
 
 
+def test_sets_pick_from_a_pair_list(report_dir, tmp_path, capsys):
+    """--sets with --pairs scores only the file's pairs of those sets, with the same numbers as the whole file."""
+    rc = run_cli(["--baselines", "rgb", "--pairs", str(report_dir / "pairs.json"), "--sets", "augment", "real_photo",
+                  "--out", str(tmp_path / "o"), "--no-figures", "--no-progress", "--no-matching"])
+    assert rc == 0
+    again = json.loads((tmp_path / "o" / "report.json").read_text())["methods"]["rgb"]
+    first = json.loads((report_dir / "report.json").read_text())["methods"]["rgb"]
+    assert set(again["sets"]) == {"augment", "real_photo"}
+    assert all(again["sets"][k] == first["sets"][k] for k in again["sets"])
+    rc = run_cli(["--baselines", "rgb", "--pairs", str(tmp_path / "o" / "pairs.json"), "--sets", "cross_view",
+                  "--out", str(tmp_path / "p"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "has no pairs of the sets cross_view (it has augment, real_photo)" in err, err
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--data", "samples_heldout"], "nothing to evaluate"),
     (["--baselines", "sift"], "neither a model file nor a method name"),
