@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from dense_descriptor_ros.cli_args import size_wh
-from dense_descriptor_ros.launcher import Child, pipeline_env, start_child
+from dense_descriptor_ros.launcher import Child, pipeline_env, rss_mb, start_child
 from dense_descriptor_ros.pipeline.outputs import output_topics
 from dense_descriptor_ros.runtime.model_files import default_model_path
 from dense_descriptor_ros.sim.sequence import SequenceConfig, cached_sequence
@@ -47,13 +47,6 @@ NORMAL_HZ = 30.0
 FIRST_SIZE = (320, 240)
 STRIDE = 8  # the node's default map_stride
 FRAMES = 8  # rendered frames per camera (looped)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def wait_line(child: Child, text: str, timeout: float = 60.0) -> str:

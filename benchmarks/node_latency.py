@@ -31,19 +31,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dense_descriptor_ros.cli_args import size_wh  # noqa: E402
-from dense_descriptor_ros.launcher import pipeline_env  # noqa: E402
+from dense_descriptor_ros.launcher import pipeline_env, rss_mb  # noqa: E402
 from dense_descriptor_ros.node.stats import STAGES  # noqa: E402
 from dense_descriptor_ros.pipeline.outputs import output_topics  # noqa: E402
 from dense_descriptor_ros.runtime.model_files import default_model_path  # noqa: E402
 
 OUTPUTS = tuple(output_topics())
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def wait_line(proc: subprocess.Popen, lines: list[str], text: str, timeout: float) -> None:

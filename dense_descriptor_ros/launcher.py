@@ -86,6 +86,17 @@ class Child:
         return self.proc.returncode
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory (VmRSS) of process `pid` in MB, from /proc (Linux); NaN when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def start_child(name: str, cmd: list[str], env: dict[str, str], show: bool) -> Child:
     # own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

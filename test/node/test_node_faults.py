@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dense_descriptor_ros.launcher import rss_mb
 from dense_descriptor_ros.runtime.model_files import default_model_path
 from dense_descriptor_ros.sim.sequence import SequenceConfig, cached_sequence
 
@@ -40,13 +41,6 @@ MAX_OUTPUT_GAP_S = 1.0  # outputs keep flowing: no longer silence during the flo
 MAX_RSS_GROWTH_MB = 50.0
 MAX_RESUME_S = 1.0  # new camera's first frame -> first output at its resolution (the "within a second")
 MIN_STALL_RATE_FRACTION = 0.6  # healthy subscriber's output rate while another is stopped, against before
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for process {pid}")
 
 
 def time_s(stamp) -> float:
