@@ -130,6 +130,8 @@ class EvalPair:
             unknown); None where there is no depth (augmentation pairs).
         part_a, part_b, instance_a: (H, W) label maps, None where unknown.
         names: "category/keypoint" of the N points (keypoints set), else empty.
+        category: the category of A's object (cross_instance, keypoints), else "".
+        instance_key: A's object instance ("mug_017", cross_instance), else "".
     """
 
     spec: PairSpec
@@ -146,6 +148,8 @@ class EvalPair:
     part_b: torch.Tensor | None = None
     instance_a: torch.Tensor | None = None
     names: list[str] = field(default_factory=list)
+    category: str = ""
+    instance_key: str = ""
 
     def __post_init__(self) -> None:
         check_shape(self.image_a, (3, "H", "W"), "image_a")
@@ -411,9 +415,10 @@ class PairLoader:
             idx_a = idx_b = torch.zeros(0, dtype=torch.long)
         uv_a, uv_b = _pixels(idx_a, w), _pixels(idx_b, vb.depth.shape[1])
         points_b = backproject(uv_b.double(), vb.depth.reshape(-1)[idx_b].double(), vb.K)
+        obj = next((o for o in va.objects if o["instance_id"] == spec.instance_a), {})
         return EvalPair(spec, _image(va.rgb), _image(vb.rgb), uv_a, uv_b,
                         torch.ones(len(idx_a), dtype=torch.bool), mask_b, vb.depth, vb.K, points_b, va.part,
-                        vb.part, va.instance)
+                        vb.part, va.instance, category=obj.get("category", ""), instance_key=obj.get("key", ""))
 
     def _keypoints(self, spec: PairSpec, va, vb) -> EvalPair:
         ka = {k["name"]: k for k in va.keypoints if k["instance_id"] == spec.instance_a and k["visible"]}
@@ -427,7 +432,8 @@ class PairLoader:
         points_b = backproject(uv_b, z_b, vb.K)
         return EvalPair(spec, _image(va.rgb), _image(vb.rgb), uv_a, uv_b.float(),
                         torch.ones(len(names), dtype=torch.bool), vb.instance == spec.instance_b, vb.depth,
-                        vb.K, points_b, va.part, vb.part, va.instance, [f"{category}/{n}" for n in names])
+                        vb.K, points_b, va.part, vb.part, va.instance, [f"{category}/{n}" for n in names],
+                        category)
 
     def _augment(self, spec: PairSpec, g: torch.Generator) -> EvalPair:
         from ..data.image_folder import load_rgb

@@ -8,6 +8,8 @@
     DIR/descriptors_<set>.png       descriptor images (PCA to RGB) of each set's first pair
     DIR/correspondences_<set>.png   best matches between the two views, coloured by error
     DIR/descriptor_scatter.png      descriptors of a few objects in 3D (PCA), coloured by part
+    DIR/instance_scatter.png        descriptors of held-out instances of one category in 3D (PCA), coloured by
+                                    part, one marker per instance (do the instances line up?)
 """
 
 from __future__ import annotations
@@ -160,6 +162,22 @@ def markdown_report(report: dict, figures: list[str] | None = None) -> str:
         rows = [[f"`{name}`"] + [_fmt(_get(m, "health", c[1]), c[2]) for c in HEALTH_COLUMNS]
                 + ["yes" if _get(m, "health", "collapsed") else "no"] for name, m in methods.items()]
         lines += _table(["method"] + [c[0] for c in HEALTH_COLUMNS] + ["collapsed"], rows)
+    for s in ("cross_instance", "keypoints"):
+        pc = {name: _get(m, "sets", s, "per_category") for name, m in methods.items()}
+        pc = {k: v for k, v in pc.items() if v}
+        if not pc:
+            continue
+        cats = sorted({c for v in pc.values() for c in v})
+        part = s == "cross_instance"
+        lines += ["", f"## {SET_TITLES.get(s, s)} per category (PCK@10{' / part accuracy' if part else ''}"
+                  " / median px)", ""]
+        rows = [[c, str(next(v[c]["n"] for v in pc.values() if c in v))]
+                + [" / ".join(_fmt(_get(v, c, key), d) for key, d in
+                              ((("pck@10", 3), ("part_accuracy", 3), ("median_px", 1)) if part else
+                               (("pck@10", 3), ("median_px", 1))))
+                   for v in pc.values()]
+                for c in cats]
+        lines += _table(["category", "points"] + [f"`{k}`" for k in pc], rows)
     kp = {name: _get(m, "sets", "keypoints", "per_keypoint") for name, m in methods.items()}
     kp = {k: v for k, v in kp.items() if v}
     if kp:
@@ -420,6 +438,57 @@ def plot_descriptor_scatter(results: EvalResults, path: Path, part_names: dict[i
     return True
 
 
+def plot_instance_scatter(results: EvalResults, path: Path, part_names: dict[int, str] | None = None,
+                          instances: int = 6, points: int = 150) -> bool:
+    """3D scatter (PCA of the descriptors) of the cross-instance query points of up to `instances` different
+    instances of the category with the most of them (held-out instances), coloured by semantic part, one
+    marker per instance, one panel per method: where descriptors are category-level, a part's colour forms
+    one cluster whatever the marker. False if no cross-instance pair was scored."""
+    plt = _plt()
+    names = [n for n, r in results.records.items() if r.instance_samples]
+    if not names:
+        return False
+    first = results.records[names[0]].instance_samples
+    per_cat: dict[str, list[str]] = {}
+    for cat, key, _, _ in first:
+        if key not in per_cat.setdefault(cat, []):
+            per_cat[cat].append(key)
+    cat = max(per_cat, key=lambda c: (len(per_cat[c]), c == "mug"))
+    keys = per_cat[cat][:instances]
+    markers = "o^sDvP*X"
+    fig = plt.figure(figsize=(4.4 * min(3, len(names)), 4.0 * -(-len(names) // 3)))
+    cmap = plt.get_cmap("tab10")
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(-(-len(names) // 3), min(3, len(names)), k + 1, projection="3d")
+        g = torch.Generator().manual_seed(0)
+        rows = []  # (instance index, descriptors, parts), the first pair of each instance
+        for i, key in enumerate(keys):
+            d, p = next((d, p) for c, kk, d, p in results.records[name].instance_samples if c == cat and kk == key)
+            pick = torch.randperm(len(d), generator=g)[:points]
+            rows.append((i, d[pick], p[pick]))
+        x = torch.cat([d for _, d, _ in rows])
+        mean = x.mean(0)
+        basis = torch.linalg.svd(x - mean, full_matrices=False)[2][:3].T  # (D, <= 3)
+        basis = torch.nn.functional.pad(basis, (0, 3 - basis.shape[1]))  # fewer points or D < 3: zeros
+        all_parts = sorted({int(v) for _, _, p in rows for v in p.tolist() if v > 0})
+        colour = {pid: cmap(j % cmap.N) for j, pid in enumerate(all_parts)}
+        for i, d, p in rows:
+            y = ((d - mean) @ basis).numpy()
+            for pid in all_parts:
+                sel = (p == pid).numpy()
+                if sel.any():
+                    label = (part_names or {}).get(pid, f"part {pid}") if i == 0 else None
+                    ax.scatter(y[sel, 0], y[sel, 1], y[sel, 2], s=4, marker=markers[i % len(markers)],
+                               color=colour[pid], label=label)
+        ax.set_title(f"{name}: {len(keys)} {cat} instance{'' if len(keys) == 1 else 's'}", fontsize=9)
+        ax.tick_params(labelsize=6)
+        if k == 0:
+            ax.legend(fontsize=6, markerscale=2, loc="upper left", title="part (marker = instance)",
+                      title_fontsize=6)
+    _save(fig, path)
+    return True
+
+
 def write_report(results: EvalResults, out_dir: str | Path, meta: dict, figures: bool = True,
                  part_names: dict[int, str] | None = None) -> dict:
     """Write report.json, report.md and (with `figures`) the plots and visualisations; returns the report."""
@@ -437,6 +506,8 @@ def write_report(results: EvalResults, out_dir: str | Path, meta: dict, figures:
             made += [f"descriptors_{s}.png", f"correspondences_{s}.png"]
         if plot_descriptor_scatter(results, out / "descriptor_scatter.png", part_names):
             made.append("descriptor_scatter.png")
+        if plot_instance_scatter(results, out / "instance_scatter.png", part_names):
+            made.append("instance_scatter.png")
     report["meta"]["figures"] = made
     text = json.dumps(report, indent=1, allow_nan=False) + "\n"
     atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(text))
@@ -447,4 +518,4 @@ def write_report(results: EvalResults, out_dir: str | Path, meta: dict, figures:
 
 __all__ = ["build_report", "markdown_report", "pck_curves", "plot_pck_curves", "plot_error_cdfs",
            "descriptor_images", "correspondence_overlay", "correspondence_images", "plot_descriptor_scatter",
-           "write_report"]
+           "plot_instance_scatter", "write_report"]

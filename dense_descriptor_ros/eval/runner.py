@@ -43,6 +43,7 @@ class SetRecords:
     object_sample: list[torch.Tensor] = field(default_factory=list)
     part_ok: list[torch.Tensor] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)  # per point, where the pairs name a category
     pairs: int = 0
 
     def cat(self, name: str) -> torch.Tensor | None:
@@ -61,6 +62,8 @@ class MethodRecords:
     samples: list[torch.Tensor] = field(default_factory=list)
     match_d: list[torch.Tensor] = field(default_factory=list)
     nonmatch_d: list[torch.Tensor] = field(default_factory=list)
+    # cross-instance pairs: (category, instance key, descriptors (N, D) at A's query points, their part ids (N,))
+    instance_samples: list[tuple[str, str, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -141,6 +144,8 @@ def evaluate_pair(method: Method, pair: EvalPair, rec: MethodRecords, device: to
     sr.frac_closer.append(bm.frac_closer.cpu())
     sr.object_sample.append(pair.object_sample)
     sr.names += pair.names
+    if pair.category:
+        sr.categories += [pair.category] * len(err)
     if pair.points_b is not None and pair.depth_b is not None and pair.K_b is not None:
         sr.errors_m.append(M.errors_3d(bm.uv.cpu(), pair.points_b, pair.depth_b, pair.K_b).float())
     if pair.spec.set == "cross_instance" and pair.part_a is not None and pair.part_b is not None:
@@ -164,6 +169,11 @@ def evaluate_pair(method: Method, pair: EvalPair, rec: MethodRecords, device: to
         far = (uv_b - uv_b.roll(len(tb) // 2, 0)).norm(dim=-1) >= NONMATCH_MIN_PX
         rec.match_d.append((qa - tb).norm(dim=-1).cpu())
         rec.nonmatch_d.append((qa - rolled).norm(dim=-1)[far].cpu())
+        if pair.instance_key and pair.part_a is not None:
+            ia = pair.uv_a.round().long()
+            h, w = size
+            parts = pair.part_a[ia[:, 1].clamp(0, h - 1), ia[:, 0].clamp(0, w - 1)].long()
+            rec.instance_samples.append((pair.category, pair.instance_key, qa.float().cpu(), parts))
     rec.seconds += time.perf_counter() - t0
     return da, db, bm
 
@@ -222,6 +232,16 @@ def summarize_set(sr: SetRecords) -> dict:
     part = sr.cat("part_ok")
     if part is not None:
         out["part_accuracy"] = part.float().mean().item() if part.numel() else float("nan")
+    if sr.categories and len(sr.categories) == len(e):
+        cats = np.array(sr.categories)
+        out["per_category"] = {}
+        for c in sorted(set(sr.categories)):
+            sel = torch.from_numpy(cats == c)
+            k = {"n": int(sel.sum()), "median_px": e[sel].median().item(),
+                 "pck@10": (e[sel] <= 10).float().mean().item()}
+            if part is not None and len(part) == len(e):
+                k["part_accuracy"] = part[sel].float().mean().item()
+            out["per_category"][c] = k
     if sr.names:
         names = np.array(sr.names)
         out["per_keypoint"] = {}

@@ -23,6 +23,14 @@ class DataConfig:
     synthetic_dir: str = ""
     # Probability that a training pair is a synthetic multi-view pair (kind mixed).
     synthetic_fraction: float = 0.5
+    # Share of the synthetic pairs that show two different instances of one category, matched through canonical
+    # object coordinates (data/cross_instance.py; issue #15). 0 = every synthetic pair shows one instance twice.
+    cross_instance_fraction: float = 0.0
+    # Categories of the cross-instance pairs: only those whose canonical frame is visible (data.cross_instance
+    # FRAME_CUES: a mug's handle); symmetric ones (bowl, can, bottle, box) are left out.
+    cross_instance_categories: tuple[str, ...] = ("mug",)
+    # Canonical-coordinate radius of a cross-instance match (fraction of the instance's radius / height).
+    cross_instance_max_distance: float = 0.1
     # Training view size (H, W); images are resized to cover it first.
     image_size: tuple[int, int] = (240, 320)
     # Matches per pair.
@@ -63,6 +71,12 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.synthetic_fraction <= 1.0:
             raise ValueError(f"synthetic_fraction must be in [0, 1], got {self.synthetic_fraction}")
+        if not 0.0 <= self.cross_instance_fraction <= 1.0:
+            raise ValueError(f"cross_instance_fraction must be in [0, 1], got {self.cross_instance_fraction}")
+        if self.cross_instance_max_distance <= 0:
+            raise ValueError(f"cross_instance_max_distance must be > 0, got {self.cross_instance_max_distance}")
+        if self.cross_instance_fraction > 0 and not self.cross_instance_categories:
+            raise ValueError("cross_instance_fraction > 0 needs at least one of cross_instance_categories")
         if self.bag_frame_step < 1:
             raise ValueError(f"bag_frame_step must be >= 1, got {self.bag_frame_step}")
         if min(self.image_size) < 32:

@@ -13,17 +13,18 @@ VAL_SEED = 1_000_003  # validation pairs never share a seed with training pairs
 
 
 class MixedPairs:
-    """Draws each pair from `b` with probability `p_b`, else from `a` (decided by the key's seed)."""
+    """Draws each pair from `b` with probability `p_b`, else from `a` (decided by the key's seed and `salt`:
+    nested mixtures need different salts, else their coins are the same draw)."""
 
-    def __init__(self, a: PairDataset, b: PairDataset, p_b: float) -> None:
-        self.a, self.b, self.p_b = a, b, p_b
+    def __init__(self, a: PairDataset, b: PairDataset, p_b: float, salt: int = 0x5EED) -> None:
+        self.a, self.b, self.p_b, self.salt = a, b, p_b, salt
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
 
     def __getitem__(self, key: tuple[int, int]) -> PairItem:
         index, seed = key
-        coin = torch.rand(1, generator=torch.Generator().manual_seed(seed ^ 0x5EED)).item()
+        coin = torch.rand(1, generator=torch.Generator().manual_seed(seed ^ self.salt)).item()
         src = self.b if coin < self.p_b else self.a
         return src[(index % len(src), seed)]
 
@@ -40,10 +41,21 @@ def _synthetic(cfg: DataConfig, split: str) -> PairDataset:
         raise ValueError(f"data.kind={cfg.kind} needs data.synthetic_dir (from `dense-descriptor sim generate`)")
     from ..data.synthetic import SyntheticPairDataset
 
-    return SyntheticPairDataset(cfg.synthetic_dir, split=split, n_matches=cfg.n_matches,
+    same = SyntheticPairDataset(cfg.synthetic_dir, split=split, n_matches=cfg.n_matches,
                                 nonmatches_per_match=cfg.nonmatches_per_match,
                                 background_fraction=cfg.background_fraction,
                                 min_nonmatch_distance=cfg.min_nonmatch_distance, image_size=tuple(cfg.image_size))
+    if cfg.cross_instance_fraction <= 0:
+        return same
+    from ..data.cross_instance import CrossInstancePairDataset
+
+    cross = CrossInstancePairDataset(cfg.synthetic_dir, split=split, categories=tuple(cfg.cross_instance_categories),
+                                     max_distance=cfg.cross_instance_max_distance, n_matches=cfg.n_matches,
+                                     nonmatches_per_match=cfg.nonmatches_per_match,
+                                     background_fraction=cfg.background_fraction,
+                                     min_nonmatch_distance=cfg.min_nonmatch_distance,
+                                     image_size=tuple(cfg.image_size))
+    return MixedPairs(same, cross, cfg.cross_instance_fraction, salt=0xC805)
 
 
 def _bag(cfg: DataConfig) -> PairDataset:

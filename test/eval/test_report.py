@@ -44,6 +44,14 @@ def test_report_files(report_dir):
     assert 0 <= cv["pck@1"] <= cv["pck@3"] <= cv["pck@5"] <= cv["pck@10"] <= 1 and cv["n_3d"] > 0
     assert 0 <= lite["sets"]["cross_instance"]["part_accuracy"] <= 1
     assert lite["sets"]["keypoints"]["per_keypoint"]
+    # per category: the points of each category add up to the set's, with part accuracy on cross-instance
+    for set_name in ("cross_instance", "keypoints"):
+        per = lite["sets"][set_name]["per_category"]
+        assert per and set(per) <= {"mug", "bowl", "bottle", "can", "box"}
+        assert sum(c["n"] for c in per.values()) == lite["sets"][set_name]["object"]["n"]
+    ci = lite["sets"]["cross_instance"]
+    n_ok = sum(c["part_accuracy"] * c["n"] for c in ci["per_category"].values())
+    assert n_ok == pytest.approx(ci["part_accuracy"] * ci["object"]["n"])
     assert set(lite["matching"]) == {"cross_view", "augment"}
     assert set(lite["matching"]["cross_view"]) == {"coarse", "refined"}
     assert lite["health"]["effective_rank"] > 1 and lite["health"]["collapsed"] == 0
@@ -53,12 +61,13 @@ def test_report_files(report_dir):
     for name in report["methods"]:
         assert f"`{name}`" in md
     assert "| method | D | stride | ms/frame |" in md and "coarse offset px" in md and "eff. rank" in md
+    assert "## cross-instance per category (PCK@10 / part accuracy / median px)" in md
     for f in report["meta"]["figures"]:
         img = cv2.imread(str(report_dir / f))
         assert img is not None and min(img.shape[:2]) > 50, f
         assert f"({f})" in md
     assert {"pck_curves.png", "error_cdf.png", "descriptor_scatter.png", "correspondences_cross_view.png",
-            "descriptors_augment.png"} <= set(report["meta"]["figures"])
+            "descriptors_augment.png", "instance_scatter.png"} <= set(report["meta"]["figures"])
 
 
 def test_pair_list_reuse_scores_the_same_pairs(report_dir, tmp_path):
