@@ -8,10 +8,12 @@ coarse-to-fine against direct matching (speed, and accuracy on a known shift).
 
     .venv/bin/python benchmarks/latency.py [--threads 2] [--repeats 10] [--arch lite don_resnet34 ...]
         [--model trained.safetensors]   # a trained lite model for the matching part (else random init)
+        [--model-file default=models/default/model.safetensors ...]   # model files timed beside the architectures
 
 Random-init weights are used for timing (latency does not depend on the weights). Targets from the
 project's issue: lite on ONNX Runtime at 640x480 <= 40 ms and >= 9x faster than the reference;
-20 keypoints + 500 correspondences <= 10 ms. Matching runs with OPENBLAS_NUM_THREADS=1 (see
+20 keypoints + 500 correspondences <= 10 ms; the shipped default (issue #14) on ONNX Runtime at 320x240 <= 20 ms
+and >= 9x faster than the reference. Matching runs with OPENBLAS_NUM_THREADS=1 (see
 `pin_blas_threads`; --blas-threads 0 keeps the library default).
 """
 
@@ -77,14 +79,22 @@ def shift_image(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
-def latency_table(archs: list[str], threads: int, repeats: int, tmp: Path,
-                  spinning: bool = True) -> dict[tuple[str, str, int], float]:
-    torch.set_num_threads(threads)
-    results: dict[tuple[str, str, int], float] = {}
+def _models(archs: list[str], files: dict[str, str]):
+    """(name, torch model) of every architecture (random init, D = 16) and of every model file (its weights)."""
     for arch in archs:
         torch.manual_seed(0)
-        model = build_model(ModelConfig(name=arch)).eval()
-        onnx_path = tmp / f"{arch}.onnx"
+        yield arch, build_model(ModelConfig(name=arch)).eval()
+    for name, path in files.items():
+        model, _ = read_model_file(path)
+        yield f"{name} ({model.config.name}, D={model.config.descriptor_dim})", model.eval()
+
+
+def latency_table(archs: list[str], threads: int, repeats: int, tmp: Path, spinning: bool = True,
+                  files: dict[str, str] | None = None) -> dict[tuple[str, str, int], float]:
+    torch.set_num_threads(threads)
+    results: dict[tuple[str, str, int], float] = {}
+    for arch, model in _models(archs, files or {}):
+        onnx_path = tmp / f"{arch.split()[0]}.onnx"
         export_onnx(model, onnx_path)
         for backend in ("torch", "onnxruntime"):
             cfg = ExtractorConfig(backend=backend, num_threads=threads, warmup_iters=0, allow_spinning=spinning)
@@ -206,6 +216,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
     p.add_argument("--model", default=None, help="trained lite model for the matching part")
+    p.add_argument("--model-file", nargs="+", default=[], metavar="NAME=FILE",
+                   help="model files (.safetensors) timed beside the architectures, with their own weights and D")
     p.add_argument("--skip-models", action="store_true", help="matching part only")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="OPENBLAS_NUM_THREADS for matching (default 1, see pin_blas_threads; 0 = leave as is)")
@@ -218,6 +230,12 @@ def main() -> None:
     pin_blas_threads(args.blas_threads)
     STAT.update(fn=min if args.stat == "min" else statistics.median, name=args.stat)
     archs = list(dict.fromkeys(args.arch + ([REFERENCE] if REFERENCE not in args.arch else [])))
+    files = {}
+    for item in args.model_file:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            p.error(f"--model-file {item!r}: expected NAME=FILE with an existing model file")
+        files[name] = path
     print(f"torch {torch.__version__}, threads {args.threads}, ORT spinning {not args.no_spinning}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, CPU; "
           f"ms/frame = {STAT['name']} of up to {args.repeats} calls of DescriptorExtractor "
@@ -227,13 +245,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if not args.skip_models:
-            results = latency_table(archs, args.threads, args.repeats, tmp, not args.no_spinning)
+            results = latency_table(archs, args.threads, args.repeats, tmp, not args.no_spinning, files)
             print_table(results)
             lite, ref = results.get(("lite", "onnxruntime", 640)), results.get((REFERENCE, "onnxruntime", 640))
             if lite and ref:
                 print(f"\nlite on ONNX Runtime at 640x480: {lite:.1f} ms (target <= 40 ms): "
                       f"{'PASS' if lite <= 40 else 'MISS'}; {ref / lite:.1f}x faster than {REFERENCE} "
                       f"(target >= 9x): {'PASS' if ref / lite >= 9 else 'MISS'}")
+            ref = results.get((REFERENCE, "onnxruntime", 320))
+            for name in [a for a, b, w in results if b == "onnxruntime" and w == 320 and a.split()[0] in files]:
+                ms = results[name, "onnxruntime", 320]
+                print(f"{name} on ONNX Runtime at 320x240: {ms:.1f} ms (target <= 20 ms): "
+                      f"{'PASS' if ms <= 20 else 'MISS'}; {ref / ms:.1f}x faster than {REFERENCE} "
+                      f"(target >= 9x): {'PASS' if ref / ms >= 9 else 'MISS'}")
         matching(args.threads, args.repeats, args.model, tmp)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 

@@ -25,16 +25,19 @@ def test_demo_runs_the_node_on_the_sample_bag(tmp_path):
         assert s["frames_played"] == 30 and s["frames_processed"] >= 15
         # every frame not processed is accounted for by the node's newest-frame policy, except at most one: in 2 of
         # 4 full test runs on 2026-12-07 (never alone) the bag's *last* frame was neither processed nor counted
-        # (node count 29, last recorded stamp the 29th frame, nothing unmatched); cause not found yet: a last
-        # frame whose colour, depth and camera info did not all reach the synchroniser would look like this
+        # (node count 29, last recorded stamp the 29th frame, nothing unmatched). Likely cause: the player exited
+        # right after its last message, and best-effort subscriptions (the node's) acknowledge nothing, so the
+        # message could leave with the process; it now lingers 0.5 s (bag/play.py LINGER_S). The tolerance stays
+        # until full runs have shown the loss gone
         counts = {k: s[k] for k in ("frames_played", "frames_processed", "frames_dropped_busy",
                                     "node_frames_processed", "messages_unmatched")}
         assert s["frames_played"] - 1 <= s["frames_processed"] + s["frames_dropped_busy"] <= s["frames_played"], \
             counts
         assert s["keypoints_visible"] > 0 and s["keypoints_found"] > 0 and s["node_ms_p50"] > 0
         assert s["correspondences_per_frame"] > 0 and s["correspondence_reproj_px_median"] < 3.0
-    # The mug's own keypoints from the first frame are tracked over the bag (measured with step-16000: 110 of
-    # 120 found, 1.7 px, 5.4 mm; handle frame in 23 of 30 frames, 6.2 mm, axis 7.6 deg) ...
+    # The mug's own keypoints from the first frame are tracked over the bag (measured with the default, effnet_lite0
+    # step-9900: 87 of 120 found, 2.3 px, 5.7 mm; handle frame in 16 of 30 frames, 7.8 mm, axis 2.1 deg; lite
+    # step-16000: 110 of 120, 1.7 px, 5.4 mm, 23 of 30, 6.2 mm, 7.6 deg) ...
     t = runs["tracked"]
     assert t["keypoints_found"] >= 0.5 * t["keypoints_visible"] and t["keypoint_px_median"] < 6.0
     assert t["keypoint_mm_median"] < 25.0

@@ -441,7 +441,7 @@ def plot_descriptor_scatter(results: EvalResults, path: Path, part_names: dict[i
 def plot_instance_scatter(results: EvalResults, path: Path, part_names: dict[int, str] | None = None,
                           instances: int = 6, points: int = 150) -> bool:
     """3D scatter (PCA of the descriptors) of the cross-instance query points of up to `instances` different
-    instances of the category with the most of them (held-out instances), coloured by semantic part, one
+    held-out instances of one category (mugs, when two are in the pairs), coloured by semantic part, one
     marker per instance, one panel per method: where descriptors are category-level, a part's colour forms
     one cluster whatever the marker. False if no cross-instance pair was scored."""
     plt = _plt()
@@ -453,7 +453,8 @@ def plot_instance_scatter(results: EvalResults, path: Path, part_names: dict[int
     for cat, key, _, _ in first:
         if key not in per_cat.setdefault(cat, []):
             per_cat[cat].append(key)
-    cat = max(per_cat, key=lambda c: (len(per_cat[c]), c == "mug"))
+    # mugs when there are two to compare (what the ACF module needs), else the category with the most instances
+    cat = "mug" if len(per_cat.get("mug", [])) >= 2 else max(per_cat, key=lambda c: len(per_cat[c]))
     keys = per_cat[cat][:instances]
     markers = "o^sDvP*X"
     fig = plt.figure(figsize=(4.4 * min(3, len(names)), 4.0 * -(-len(names) // 3)))

@@ -1,0 +1,36 @@
+"""The shipped models (models/default, the node's default, and models/lite, the fastest): each folder is one
+model in both formats with its own mug keypoints, and everything shipped stays small."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dense_descriptor_ros.matching.keypoints import ReferenceKeypoints
+from dense_descriptor_ros.runtime.extractor import DescriptorExtractor, ExtractorConfig
+from dense_descriptor_ros.runtime.model_files import default_model_path, models_dir, probe_model
+
+FOLDERS = ("default", "lite")
+MAX_SHIPPED_MB = 30.0  # issue #14: the shipped files stay small
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_a_shipped_folder_is_one_model_with_its_keypoints(folder):
+    d = models_dir() / folder
+    onnx, torch_file = probe_model(d / "model.onnx"), probe_model(d / "model.safetensors")
+    assert onnx.model_id == torch_file.model_id and onnx.descriptor_dim == torch_file.descriptor_dim
+    kp = ReferenceKeypoints.load(d / "mug_keypoints.json")
+    assert kp.model_id == onnx.model_id and kp.category == "mug"
+    assert kp.descriptors.shape == (len(kp.names), onnx.descriptor_dim) and np.isfinite(kp.descriptors).all()
+    # both formats give the same descriptors on an image
+    img = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    cfg = ExtractorConfig(num_threads=1, warmup_iters=0)
+    a = DescriptorExtractor.load(d / "model.onnx", cfg)(img).descriptors
+    b = DescriptorExtractor.load(d / "model.safetensors", cfg)(img).descriptors
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_the_default_is_the_default_folder_and_the_shipped_files_are_small():
+    assert default_model_path("onnx") == models_dir() / "default" / "model.onnx"
+    total = sum(p.stat().st_size for p in models_dir().rglob("*") if p.is_file()) / 2**20
+    assert total < MAX_SHIPPED_MB, f"models/ holds {total:.1f} MB"
