@@ -4,17 +4,17 @@
 # card quotes. Run from the repository root after training (models/README.md lists every stage's command):
 #   .venv/bin/dense-descriptor sim generate --out data/sim_default --scenes 300 --views 6 --seed 0 --appearance cartoon
 #   .venv/bin/dense-descriptor sim generate --out data/sim_real --scenes 300 --views 6 --seed 0 --appearance realistic
-#   ... the training stages of the model ...
-#   KEYPOINT_DATA=data/sim_real EXTRA_MODELS="lite=models/lite/model.safetensors" \
-#       scripts/package_default_model.sh runs/train_effnet_d64_stage_f
+#   scripts/train_effnet_default.sh                       # the default's six training stages
+#   EXTRA_MODELS="lite=models/lite/model.safetensors" scripts/package_default_model.sh runs/train_effnet_d64_stage_f
 # DATA: the synthetic dataset of the fixed pairs (models/default/eval_pairs.json refers to its scenes).
-# KEYPOINT_DATA: the dataset whose training mugs give the reference keypoints (default: DATA).
+# KEYPOINT_DATA: the dataset whose training mugs give the reference keypoints (default data/sim_real, the look
+# the default model trained on; `lite` was packaged with its cartoon data/sim_default).
 # REALISTIC_DATA: a realistic-look dataset scored too (its test split, seed 0; default data/sim_real when present).
 # EXTRA_MODELS adds more NAME=FILE models to the evaluations (e.g. the previous default, for the card).
 set -euo pipefail
-RUN=${1:-runs/train_default_stage3}
+RUN=${1:-runs/train_effnet_d64_stage_f}
 DATA=${DATA:-data/sim_default}
-KEYPOINT_DATA=${KEYPOINT_DATA:-$DATA}
+KEYPOINT_DATA=${KEYPOINT_DATA:-data/sim_real}
 REALISTIC_DATA=${REALISTIC_DATA:-data/sim_real}
 OUT=models/default
 DD=.venv/bin/dense-descriptor
