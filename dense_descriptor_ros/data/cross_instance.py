@@ -51,7 +51,7 @@ class CrossInstancePairDataset:
     """Pairs of two different instances of one category (implements the PairDataset protocol).
 
     Item (index, seed): a category object of scene `index` (redrawn from other scenes when this scene has
-    none), seen in a random view; a partner instance of the same category from another scene of the split;
+    none), seen in a random view; a different instance of the same category from any scene of the split;
     both views must show each object with >= `min_pixels` pixels and its cue part. Everything random comes
     from torch.Generator().manual_seed(seed).
 
@@ -63,8 +63,8 @@ class CrossInstancePairDataset:
         n_matches, nonmatches_per_match, background_fraction, min_nonmatch_distance: see sample_pairs.
         image_size: (H, W); only the stored size is supported (the canonical match is a pixel of B).
     Raises:
-        ValueError: unknown category or one without a frame cue, or no scene of the split holds two
-            instances of a category to pair.
+        ValueError: unknown category or one without a frame cue, or the split holds fewer than two
+            instances of every category to pair.
     """
 
     def __init__(self, root: str | Path, split: str = "train", categories: tuple[str, ...] = ("mug",),
