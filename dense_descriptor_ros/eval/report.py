@@ -467,10 +467,7 @@ def plot_instance_scatter(results: EvalResults, path: Path, part_names: dict[int
             d, p = next((d, p) for c, kk, d, p in results.records[name].instance_samples if c == cat and kk == key)
             pick = torch.randperm(len(d), generator=g)[:points]
             rows.append((i, d[pick], p[pick]))
-        x = torch.cat([d for _, d, _ in rows])
-        mean = x.mean(0)
-        basis = torch.linalg.svd(x - mean, full_matrices=False)[2][:3].T  # (D, <= 3)
-        basis = torch.nn.functional.pad(basis, (0, 3 - basis.shape[1]))  # fewer points or D < 3: zeros
+        mean, basis = pca_basis(torch.cat([d for _, d, _ in rows]).T[..., None])  # points as a (D, N, 1) map
         all_parts = sorted({int(v) for _, _, p in rows for v in p.tolist() if v > 0})
         colour = {pid: cmap(j % cmap.N) for j, pid in enumerate(all_parts)}
         for i, d, p in rows:

@@ -148,12 +148,13 @@ def evaluate_pair(method: Method, pair: EvalPair, rec: MethodRecords, device: to
         sr.categories += [pair.category] * len(err)
     if pair.points_b is not None and pair.depth_b is not None and pair.K_b is not None:
         sr.errors_m.append(M.errors_3d(bm.uv.cpu(), pair.points_b, pair.depth_b, pair.K_b).float())
+    pa = None  # cross-instance: the part of each query point of A
     if pair.spec.set == "cross_instance" and pair.part_a is not None and pair.part_b is not None:
         h, w = size
         ia = pair.uv_a.round().long()
         ib = bm.uv.cpu().round().long().clamp(min=0)
-        pa = pair.part_a[ia[:, 1].clamp(0, h - 1), ia[:, 0].clamp(0, w - 1)]
-        pb = pair.part_b[ib[:, 1].clamp(0, h - 1), ib[:, 0].clamp(0, w - 1)]
+        pa = pair.part_a[ia[:, 1].clamp(0, h - 1), ia[:, 0].clamp(0, w - 1)].long()
+        pb = pair.part_b[ib[:, 1].clamp(0, h - 1), ib[:, 0].clamp(0, w - 1)].long()
         sr.part_ok.append((pa == pb) & (pa > 0))
     if matching and pair.spec.set in MATCH_SETS and len(pair.uv_a):
         _matching(method, da, db, pair, rec)
@@ -169,11 +170,8 @@ def evaluate_pair(method: Method, pair: EvalPair, rec: MethodRecords, device: to
         far = (uv_b - uv_b.roll(len(tb) // 2, 0)).norm(dim=-1) >= NONMATCH_MIN_PX
         rec.match_d.append((qa - tb).norm(dim=-1).cpu())
         rec.nonmatch_d.append((qa - rolled).norm(dim=-1)[far].cpu())
-        if pair.instance_key and pair.part_a is not None:
-            ia = pair.uv_a.round().long()
-            h, w = size
-            parts = pair.part_a[ia[:, 1].clamp(0, h - 1), ia[:, 0].clamp(0, w - 1)].long()
-            rec.instance_samples.append((pair.category, pair.instance_key, qa.float().cpu(), parts))
+        if pair.instance_key and pa is not None:
+            rec.instance_samples.append((pair.category, pair.instance_key, qa.float().cpu(), pa))
     rec.seconds += time.perf_counter() - t0
     return da, db, bm
 
@@ -233,27 +231,29 @@ def summarize_set(sr: SetRecords) -> dict:
     if part is not None:
         out["part_accuracy"] = part.float().mean().item() if part.numel() else float("nan")
     if sr.categories and len(sr.categories) == len(e):
-        cats = np.array(sr.categories)
-        out["per_category"] = {}
-        for c in sorted(set(sr.categories)):
-            sel = torch.from_numpy(cats == c)
-            k = {"n": int(sel.sum()), "median_px": e[sel].median().item(),
-                 "pck@10": (e[sel] <= 10).float().mean().item()}
-            if part is not None and len(part) == len(e):
-                k["part_accuracy"] = part[sel].float().mean().item()
-            out["per_category"][c] = k
+        out["per_category"] = _per_label(sr.categories, e, part=part if part is not None and len(part) == len(e)
+                                         else None)
     if sr.names:
-        names = np.array(sr.names)
-        out["per_keypoint"] = {}
-        for n in sorted(set(sr.names)):
-            sel = torch.from_numpy(names == n)
-            k = {"n": int(sel.sum()), "median_px": e[sel].median().item(),
-                 "pck@10": (e[sel] <= 10).float().mean().item()}
-            if em is not None:
-                m = em[sel]
-                m = m[torch.isfinite(m)]
-                k["median_mm"] = 1000.0 * m.median().item() if m.numel() else float("nan")
-            out["per_keypoint"][n] = k
+        out["per_keypoint"] = _per_label(sr.names, e, errors_m=em)
+    return out
+
+
+def _per_label(labels: list[str], e: torch.Tensor, part: torch.Tensor | None = None,
+               errors_m: torch.Tensor | None = None) -> dict[str, dict]:
+    """Per label (one per point, aligned with the errors e (N,)): n, median px and PCK@10, plus part accuracy and
+    the median 3D error in mm where given."""
+    arr = np.array(labels)
+    out = {}
+    for lab in sorted(set(labels)):
+        sel = torch.from_numpy(arr == lab)
+        k = {"n": int(sel.sum()), "median_px": e[sel].median().item(), "pck@10": (e[sel] <= 10).float().mean().item()}
+        if part is not None:
+            k["part_accuracy"] = part[sel].float().mean().item()
+        if errors_m is not None:
+            m = errors_m[sel]
+            m = m[torch.isfinite(m)]
+            k["median_mm"] = 1000.0 * m.median().item() if m.numel() else float("nan")
+        out[lab] = k
     return out
 
 

@@ -24,6 +24,7 @@ def pca_basis(desc: torch.Tensor, max_samples: int = 20000) -> tuple[torch.Tenso
         basis = v[:3].T
         # fix the sign ambiguity of SVD so colours do not flip between calls
         basis = basis * torch.sign(basis.sum(0, keepdim=True) + 1e-12)
+        basis = torch.nn.functional.pad(basis, (0, 3 - basis.shape[1]))  # fewer than 3 pixels: zero axes
     return mean, basis
 
 
