@@ -58,7 +58,7 @@ def start(args: list[str], e: dict[str, str]) -> tuple[subprocess.Popen, list[st
 
 
 def bare(model: Path, seq, resolution: tuple[int, int], threads: int, keypoints: Path | None, n: int,
-         outputs: tuple[str, ...]) -> dict:
+         outputs: tuple[str, ...], part_probe: Path | None = None) -> dict:
     """The same pipeline in-process on the same frames: extraction alone, and the outputs measured."""
     from dense_descriptor_ros.matching.keypoints import ReferenceKeypoints
     from dense_descriptor_ros.node.params import NodeSettings
@@ -69,7 +69,9 @@ def bare(model: Path, seq, resolution: tuple[int, int], threads: int, keypoints:
 
     ex = DescriptorExtractor.load(model, s.extractor_config())
     ref = ReferenceKeypoints.load(keypoints) if keypoints else None
-    proc = FrameProcessor(ex, ref, s.pipeline_config())
+    from dense_descriptor_ros.runtime.part_probe import PartProbe
+
+    proc = FrameProcessor(ex, ref, s.pipeline_config(), PartProbe.load(part_probe) if part_probe else None)
     wanted = Wanted(**{k: k in outputs for k in OUTPUTS})
     t_ext, t_all = [], []
     for i in range(n):
@@ -105,6 +107,9 @@ def main() -> int:
     kp = args.keypoints
     if kp is None and (args.model.parent / "mug_keypoints.json").is_file():
         kp = args.model.parent / "mug_keypoints.json"
+    # the part probe of the labels output (issue #15): the one beside the model, as the node finds the shipped one
+    part_probe = args.model.parent / "part_probe.safetensors"
+    part_probe = part_probe if part_probe.is_file() else None
 
     from dense_descriptor_ros.sim.sequence import SequenceConfig, cached_sequence
 
@@ -116,6 +121,7 @@ def main() -> int:
     cli = [sys.executable, "-m", "dense_descriptor_ros.cli"]
     node, node_lines = start([*cli, "node", "--ros-args", "-p", f"model_path:={args.model}",
                               "-p", f"keypoints_file:={kp or 'none'}", "-p", f"num_threads:={args.threads}",
+                              "-p", f"part_probe_file:={part_probe or 'none'}",
                               "-p", f"resolution:=[{args.resolution[0]}, {args.resolution[1]}]"], e)
     wait_line(node, node_lines, "active:", 120)
 
@@ -137,7 +143,7 @@ def main() -> int:
         return cb
 
     types = {"descriptors": m.DescriptorMap, "pca": Image, "keypoints": m.KeypointArray,
-             "correspondences": m.Correspondences}
+             "correspondences": m.Correspondences, "labels": Image}
     topics = output_topics()
     subs = [probe.create_subscription(types[k], topics[k], keep(k), 50) for k in args.outputs]
     from diagnostic_msgs.msg import DiagnosticArray
@@ -168,14 +174,15 @@ def main() -> int:
     rclpy.try_shutdown()
 
     stamps = sorted(arrivals)
-    expected = {k for k in args.outputs if kp or k != "keypoints"}
+    expected = {k for k in args.outputs if (kp or k != "keypoints") and (part_probe or k != "labels")}
     complete = [s for s in stamps if set(arrivals[s]) == expected
                 or (s == stamps[0] and set(arrivals[s]) == expected - {"correspondences"})]
     lat = np.array([(max(arrivals[s].values()) - s) / 1e6 for s in complete[args.warmup:]])
     first = args.outputs[0]
     first_desc = np.array([(arrivals[s][first] - s) / 1e6 for s in complete[args.warmup:] if first in arrivals[s]])
     steady = [r for n, r in rss if n >= args.warmup]
-    b = bare(args.model, seq, args.resolution, args.threads, kp, min(200, args.frames), tuple(args.outputs))
+    b = bare(args.model, seq, args.resolution, args.threads, kp, min(200, args.frames), tuple(args.outputs),
+             part_probe)
     out = {
         "published": args.frames, "processed": len(stamps), "complete": len(complete),
         "rate_hz": args.rate, "size": list(args.size), "resolution": list(args.resolution),

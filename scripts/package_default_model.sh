@@ -26,14 +26,20 @@ mkdir -p "$OUT"
 cp "$RUN/model.safetensors" "$OUT/model.safetensors"
 cp "$RUN/config.yaml" "$OUT/train_config.yaml"
 $DD export --model "$OUT/model.safetensors" --out "$OUT/model.onnx"
+MODELS=(--model "default=$OUT/model.safetensors")
+for m in ${EXTRA_MODELS:-}; do MODELS+=(--model "$m"); done
 # The node processes at 320x240 by default: the reference descriptors are taken at that resolution.
 $DD keypoints from-sim --model "$OUT/model.onnx" --data "$KEYPOINT_DATA" --category mug --instances 8 \
     --resolution 320x240 --out "$OUT/mug_keypoints.json" --eval-split test --threads 2 | tee "$OUT/keypoints_eval.txt"
+# The part probe of the node's labels output: a linear classifier on the frozen descriptors (issue #15), fitted on
+# the training split of KEYPOINT_DATA and scored on its held-out instances beside raw RGB and random weights.
+$DD probe "${MODELS[@]}" --baselines rgb random:effnet_lite0:64 random:lite --data "$KEYPOINT_DATA" \
+    --out runs/probe_default --threads 2 --no-progress
+cp runs/probe_default/probe_default.safetensors "$OUT/part_probe.safetensors"
+cp runs/probe_default/report.md "$OUT/probe_report.md"
 # The fixed pairs every comparison is scored on: drawn (seeded) the first time, then kept.
 PAIRS=()
 [[ -f "$OUT/eval_pairs.json" ]] && PAIRS=(--pairs "$OUT/eval_pairs.json")
-MODELS=(--model "default=$OUT/model.safetensors")
-for m in ${EXTRA_MODELS:-}; do MODELS+=(--model "$m"); done
 BASELINES=(--baselines rootsift rgb lab pretrained:effnet_lite0 random:lite)
 $DD eval "${MODELS[@]}" "${BASELINES[@]}" "${PAIRS[@]}" \
     --data "$DATA" samples_heldout --out runs/eval_default --threads 1 --no-progress

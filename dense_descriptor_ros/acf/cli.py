@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"frames without an estimate that the filters bridge (default {_D.filter_max_gap})")
     p.add_argument("--min-score", type=float, default=_D.min_score,
                    help=f"keypoints scored below this count as missing (default {_D.min_score:g})")
+    p.add_argument("--labels-topic", default=_D.labels_topic, metavar="TOPIC",
+                   help="the descriptor node's label image (e.g. /dense_descriptor/labels): keypoints on background "
+                        "pixels count as missing (default: no object mask)")
     p.add_argument("--reliability", choices=RELIABILITIES, default=_D.qos_reliability,
                    help=f"QoS reliability of the keypoints subscription (default {_D.qos_reliability})")
     p.add_argument("--log-period", type=float, default=_D.log_period,
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     opts = ConsumerOptions(keypoints_topic=args.keypoints_topic,
                            ground_truth_file=str(args.ground_truth) if args.ground_truth else "",
                            filter=args.filter, filter_alpha=args.alpha, filter_window=args.window,
-                           filter_max_gap=args.max_gap, min_score=args.min_score, qos_reliability=args.reliability,
+                           filter_max_gap=args.max_gap, min_score=args.min_score, labels_topic=args.labels_topic,
+                           qos_reliability=args.reliability,
                            log_period=args.log_period, count=args.count)
     try:
         opts.validate()

@@ -18,7 +18,7 @@ import numpy as np
 from .evaluation import ErrorLog, FrameRecord, SequenceGroundTruth, format_summary
 from .handle_frame import FrameFilterConfig, HandleFrame, HandleFrameFilter, estimate_handle_frame
 
-__all__ = ["ConsumerOptions", "HandleFrameConsumer", "RELIABILITIES"]
+__all__ = ["ConsumerOptions", "HandleFrameConsumer", "RELIABILITIES", "on_object"]
 
 RELIABILITIES = ("reliable", "best_effort")
 
@@ -37,6 +37,8 @@ class ConsumerOptions:
     filter_window: int = 5  # median: frames
     filter_max_gap: int = 5  # frames without an estimate during which the last frame is held (ema, median)
     min_score: float = 0.0  # keypoints scored below this count as missing
+    labels_topic: str = ""  # the descriptor node's label image (mono8, ~/labels): keypoints whose pixel is
+    #                         background (label 0) count as missing ("" = no object mask)
     qos_reliability: str = "reliable"  # keypoints subscription: "reliable" or "best_effort"
     log_period: float = 1.0  # seconds between progress lines (0 = none)
     count: int = 0  # stop after this many keypoint messages (0 = no limit)
@@ -60,6 +62,24 @@ class ConsumerOptions:
         return FrameFilterConfig(self.filter, self.filter_alpha, self.filter_window, self.filter_max_gap)
 
 
+def on_object(pixels: Mapping[str, tuple[float, float]], labels: np.ndarray) -> dict[str, bool]:
+    """Whether each keypoint's pixel lies on an object of the label image (label != 0); a pixel outside the
+    image or not finite is not on an object.
+
+    Shape: labels (H, W) uint8; pixels name -> (x, y) in the same image."""
+    if labels.ndim != 2:
+        raise ValueError(f"labels: expected (H, W), got {labels.shape}")
+    h, w = labels.shape
+    out = {}
+    for name, (x, y) in pixels.items():
+        if not (math.isfinite(x) and math.isfinite(y)):
+            out[name] = False
+            continue
+        c, r = int(round(x)), int(round(y))
+        out[name] = 0 <= c < w and 0 <= r < h and bool(labels[r, c] != 0)
+    return out
+
+
 class HandleFrameConsumer:
     """Keypoints in, handle frames out, errors logged. `log` is a callable(level, text) for messages
     (level "info", "warning" or "error"); the ROS node passes its logger."""
@@ -75,6 +95,8 @@ class HandleFrameConsumer:
         self._waiting_logged = False
         self._reported = 0  # records already covered by a progress line
         self._bad_stamps = 0
+        self.masked_frames = 0  # keypoint messages that had a label image
+        self.masked_keypoints = 0  # valid keypoints the object mask turned into missing ones
         # loaded at the first message, not here: the camera (re)writes the file before its first frame, so a
         # file left by an earlier run is never read
 
@@ -103,8 +125,9 @@ class HandleFrameConsumer:
         return self.truth
 
     def process(self, stamp_ns: int, points: Mapping[str, np.ndarray], valid: Mapping[str, bool],
-                scores: Mapping[str, float] | None = None,
-                latency_ms: float = math.nan) -> tuple[HandleFrame | None, FrameRecord]:
+                scores: Mapping[str, float] | None = None, latency_ms: float = math.nan,
+                pixels: Mapping[str, tuple[float, float]] | None = None,
+                labels: np.ndarray | None = None) -> tuple[HandleFrame | None, FrameRecord]:
         """One keypoint message.
 
         Args:
@@ -113,12 +136,20 @@ class HandleFrameConsumer:
             valid: name -> position_valid.
             scores: name -> match score; below `min_score` a keypoint counts as missing.
             latency_ms: camera publish -> here, if measured.
+            pixels: name -> (x, y) pixel of the keypoint in the colour image (with `labels`).
+            labels: (H, W) uint8 label image of the same frame (0 = background): keypoints off the objects
+                count as missing. None: no mask for this frame.
 
         Returns:
             The handle frame to publish (after the filter; None: none this frame) and the logged record.
         """
         ok = {n: bool(v) and (scores is None or scores.get(n, 0.0) >= self.options.min_score)
               for n, v in valid.items()}
+        if labels is not None and pixels is not None:
+            on = on_object(pixels, labels)
+            self.masked_frames += 1
+            self.masked_keypoints += sum(ok[n] and not on.get(n, False) for n in ok)
+            ok = {n: v and on.get(n, False) for n, v in ok.items()}
         frame = self.filter.update(estimate_handle_frame(points, ok))
         truth, index = None, -1
         gt = self.load_truth()
@@ -153,6 +184,9 @@ class HandleFrameConsumer:
         there are errors to plot and matplotlib is installed) and acf_summary.json (`extra` added to it)."""
         summary = self.errors.summary()
         lines = format_summary(summary)
+        if self.options.labels_topic:
+            lines.append(f"object mask: {self.masked_frames} of {summary.frames} keypoint messages had a label "
+                         f"image; {self.masked_keypoints} keypoints off the objects were dropped")
         if self.options.ground_truth_file and self.truth is None:
             lines.append(f"not scored: {self.truth_error or 'the ground-truth file never appeared'}")
         lines += list(extra_lines)

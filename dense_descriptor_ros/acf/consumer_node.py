@@ -10,6 +10,8 @@ Topics:
                                camera -> consumer (default ground_truth/camera_pose; "" = off)
     in   <diagnostics_topic>   diagnostic_msgs/DiagnosticArray: the descriptor node's status, shown in the
                                summary (default /diagnostics; "" = off)
+    in   <labels_topic>        sensor_msgs/Image mono8: the descriptor node's part labels (~/labels); keypoints
+                               on background pixels of the same stamp count as missing (default "" = off)
     out  ~/handle_pose         geometry_msgs/PoseStamped: the handle frame in the keypoints' optical frame
                                with their header (x = approach, z = axis; HandleFrame.rotation)
 
@@ -23,6 +25,7 @@ not scored. A line per log_period reports the running errors; `finish()` gives t
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import MessageInfo
+from sensor_msgs.msg import Image
 
 from .. import msg as ddr_msg
 from ..geometry.poses import pose_to_position_quaternion
@@ -49,6 +53,10 @@ KEYPOINTS_MATCHED = "keypoints publisher matched"
 DESCRIPTOR_STATUS_SUFFIX = ": descriptors"
 #: camera-pose publish times kept for the latency (10 s at 30 Hz)
 PUBLISHED_KEPT = 300
+#: label images kept while waiting for the keypoints of their frame
+LABELS_KEPT = 30
+#: how long keypoints wait for their frame's label image before they are used without a mask [s]
+LABELS_WAIT_S = 0.2
 
 
 def pose_msg(header, T: np.ndarray) -> PoseStamped:
@@ -76,6 +84,8 @@ class AcfConsumerNode(Node):
             filter_window=self._param("filter_window", o.filter_window),
             filter_max_gap=self._param("filter_max_gap", o.filter_max_gap),
             min_score=self._number("min_score", o.min_score),
+            labels_topic=self._param("labels_topic", o.labels_topic, "mono8 label image; keypoints on background "
+                                     "pixels count as missing ('' = no object mask)"),
             qos_reliability=self._param("qos_reliability", o.qos_reliability, "reliable or best_effort"),
             log_period=self._number("log_period", o.log_period),
             count=self._param("count", o.count))
@@ -95,6 +105,14 @@ class AcfConsumerNode(Node):
             self.create_subscription(PoseStamped, opts.camera_pose_topic, self._on_camera_pose,
                                      QoSProfile(depth=30, reliability=ReliabilityPolicy.BEST_EFFORT))
         self._sub = self.create_subscription(ddr_msg.KeypointArray, opts.keypoints_topic, self._on_keypoints, qos)
+        self._labels: dict[int, np.ndarray] = {}  # stamp (ns) -> label image, the last LABELS_KEPT
+        # stamp -> (keypoints, latency, arrival) waiting for their label image (at most LABELS_WAIT_S)
+        self._pending: dict[int, tuple[Any, float, float]] = {}
+        if opts.labels_topic:
+            self.create_timer(LABELS_WAIT_S / 2, self._flush_pending)
+            # created before the keypoints subscription, for the same reason as the camera pose: the node
+            # publishes a frame's labels before its keypoints
+            self.create_subscription(Image, opts.labels_topic, self._on_labels, qos)
         if opts.diagnostics_topic:
             self.create_subscription(DiagnosticArray, opts.diagnostics_topic, self._on_diagnostics, 10)
         if opts.log_period > 0:
@@ -138,6 +156,22 @@ class AcfConsumerNode(Node):
         if len(self._published) > PUBLISHED_KEPT:
             del self._published[next(iter(self._published))]  # dicts keep insertion order: the oldest
 
+    def _on_labels(self, msg: Image) -> None:
+        if msg.encoding != "mono8" or msg.step != msg.width or len(msg.data) != msg.height * msg.width:
+            self.get_logger().warning(f"labels must be mono8 without padding, got {msg.encoding} "
+                                      f"{msg.width}x{msg.height} step {msg.step}", throttle_duration_sec=5.0)
+            return
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        labels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
+        waiting = self._pending.pop(stamp, None)
+        if waiting is not None:  # its keypoints came first
+            if not self.done:
+                self._handle(waiting[0], stamp, waiting[1], labels)
+            return
+        self._labels[stamp] = labels
+        if len(self._labels) > LABELS_KEPT:
+            del self._labels[next(iter(self._labels))]
+
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name.endswith(DESCRIPTOR_STATUS_SUFFIX):
@@ -153,14 +187,30 @@ class AcfConsumerNode(Node):
         if self.done:
             return
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        points = {kp.name: np.array([kp.position.x, kp.position.y, kp.position.z]) for kp in msg.keypoints}
-        valid = {kp.name: kp.position_valid for kp in msg.keypoints}
-        scores = {kp.name: kp.score for kp in msg.keypoints}
         # DDS's own times (system clock, one machine): keypoints received here - camera pose published; not
         # the time the callback runs, which a backlog in this process would add
         published = self._published.get(stamp)
         latency = (info["received_timestamp"] - published) * 1e-6 if published else math.nan
-        frame, _ = self.consumer.process(stamp, points, valid, scores, latency)
+        if self.options.labels_topic and stamp not in self._labels:
+            # its label image is still on the way (another topic, no ordering between them): wait a little
+            self._pending[stamp] = (msg, latency, time.monotonic())
+            return
+        self._handle(msg, stamp, latency, self._labels.pop(stamp, None))
+
+    def _flush_pending(self, max_age_s: float = LABELS_WAIT_S) -> None:
+        """Process keypoints that waited longer than `max_age_s` for their label image, without a mask."""
+        now = time.monotonic()
+        for stamp in [k for k, (_, _, t) in self._pending.items() if now - t >= max_age_s]:
+            msg, latency, _ = self._pending.pop(stamp)
+            if not self.done:
+                self._handle(msg, stamp, latency, None)
+
+    def _handle(self, msg, stamp: int, latency: float, labels: np.ndarray | None) -> None:
+        points = {kp.name: np.array([kp.position.x, kp.position.y, kp.position.z]) for kp in msg.keypoints}
+        valid = {kp.name: kp.position_valid for kp in msg.keypoints}
+        scores = {kp.name: kp.score for kp in msg.keypoints}
+        pixels = {kp.name: (kp.pixel_x, kp.pixel_y) for kp in msg.keypoints}
+        frame, _ = self.consumer.process(stamp, points, valid, scores, latency, pixels, labels)
         if frame is not None:
             try:
                 self._pub.publish(pose_msg(msg.header, frame.matrix()))
@@ -200,6 +250,7 @@ class AcfConsumerNode(Node):
 
     def finish(self, out_dir: str | Path | None = None) -> list[str]:
         """Summary lines; with `out_dir` also the CSV, plot and JSON (HandleFrameConsumer.finish)."""
+        self._flush_pending(0.0)
         diag = self.diagnostics_line()
         return self.consumer.finish(out_dir, [diag] if diag else [],
                                     {"descriptor_node_diagnostics": self.diagnostics})

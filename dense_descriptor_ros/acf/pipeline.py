@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from ..cli_args import FIRST_FRAME, FIRST_FRAME_FILE, int_at_least, keypoints_or_first_frame, number_in, size_wh
 from ..launcher import Child, pipeline_env, profile_path, start_child
+from ..ros_core.topics import NODE_NAME
 from .handle_frame import FILTER_METHODS
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ def register_pipeline(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="inference backend (default onnx)")
     p.add_argument("--node-param", type=_node_param, action="append", default=[], metavar="NAME:=VALUE",
                    help="another descriptor node parameter (repeatable), e.g. resolution:=[160,120]")
+    p.add_argument("--object-mask", action="store_true",
+                   help="the consumer drops keypoints that the node's labels output (part probe) puts on the "
+                        "background")
     p.add_argument("--filter", choices=FILTER_METHODS, default="none",
                    help="the consumer's temporal filter (default none)")
     p.add_argument("--out", type=Path, default=None,
@@ -121,6 +125,8 @@ def child_commands(args: argparse.Namespace, out_dir: Path, python: str = sys.ex
     w, h = args.size
     consumer = [python, "-m", "dense_descriptor_ros.acf.cli", "--ground-truth", str(gt), "--out", str(out_dir),
                 "--filter", args.filter]
+    if args.object_mask:
+        consumer += ["--labels-topic", f"/{NODE_NAME}/labels"]  # pipeline/outputs.py OUTPUT_SPECS
     params = [f"backend:={args.backend}"]
     if args.model is not None:
         params.append(f"model_path:={args.model}")

@@ -100,8 +100,8 @@ class ProcessSummary:
             lines.append(f"  {self.no_valid_depth} frame(s) without any valid depth: 3D outputs invalid")
         lines.append("written: " + ", ".join(f"{t} {n}" for t, n in self.written.items()))
         if self.frames_processed:
-            order = ("read", "decode", "inference", "extract", "map", "pca", "keypoints", "correspondences",
-                     "total", "write")
+            order = ("read", "decode", "inference", "extract", "map", "pca", "labels", "keypoints",
+                     "correspondences", "total", "write")
             parts = [f"{k} {np.median(self.stage_ms[k]):.1f}" for k in order if self.stage_ms.get(k)]
             lines.append("median ms/frame: " + ", ".join(parts) + "  (extract = preprocess + inference + "
                          "postprocess; total = the whole pipeline)")
@@ -119,15 +119,16 @@ def load_pipeline(settings: NodeSettings):
         keypoints of another model; BackendFallbackError: missing device with require_device.
     """
     from ..pipeline import FrameProcessor
-    from ..pipeline.inputs import load_reference_keypoints
+    from ..pipeline.inputs import load_part_probe, load_reference_keypoints
     from ..runtime.extractor import DescriptorExtractor
     from ..runtime.model_files import probe_model, resolve_model_path
 
     path = resolve_model_path(settings.model_path, settings.backend)
     info = probe_model(path)
     reference = load_reference_keypoints(settings.keypoints_file, path, info.model_id, settings.backend)
+    probe = load_part_probe(settings.part_probe_file, path, info.model_id, settings.backend, info.descriptor_dim)
     extractor = DescriptorExtractor.load(path, settings.extractor_config())
-    return FrameProcessor(extractor, reference, settings.pipeline_config()), path
+    return FrameProcessor(extractor, reference, settings.pipeline_config(), probe), path
 
 
 def _reason(e: Exception) -> str:
@@ -160,6 +161,8 @@ def process_bag(inp: str | Path, out: str | Path, settings: NodeSettings | None 
         log(f"model {model_path}: {summary.backend}")
         if processor.reference is None:
             log("no keypoint file: keypoint output off")
+        if processor.probe is not None:
+            log(f"part probe: labels output on ({processor.probe.num_classes} classes)")
         store = reader.store
         types = message_types(store)
         wanted = Wanted()
@@ -170,6 +173,7 @@ def process_bag(inp: str | Path, out: str | Path, settings: NodeSettings | None 
                                            json.dumps(settings.as_params(), sort_keys=True))
             keys = ["descriptors", "pca"] + (["keypoints"] if processor.reference is not None else [])
             keys += ["correspondences"] if processor.config.correspondence_mode != "off" else []
+            keys += ["labels"] if processor.probe is not None else []
             conns = {k: writer.add_topic(OUTPUT_TOPICS[k], OUTPUT_TYPES[k],
                                          [qos_profile(True, OUTPUT_QOS_DEPTH[k])]) for k in keys}
             copies: dict[str, Any] = {}

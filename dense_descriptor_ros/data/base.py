@@ -15,41 +15,67 @@ import torch
 from ..checks import check_shape
 from ..correspondence.pairs import PairSample
 
+#: label of a pixel whose class is unknown (photographs, recordings): ignored by the part loss
+UNLABELLED = -1
+
 
 @dataclass
 class PairItem:
-    """Two views and their correspondences.
+    """Two views and their correspondences, and optionally what each pixel shows.
 
     Shape:
         image_a, image_b: (3, H, W) float32 RGB in [0, 1] (the same H, W within a batch).
         pairs: PairSample with batch size 1.
+        labels_a, labels_b: (H, W) int64 part ids of the simulator (dataset.json "parts"; 0 = background),
+            UNLABELLED where unknown; None when the source has no labels (or they were not asked for).
     """
 
     image_a: torch.Tensor
     image_b: torch.Tensor
     pairs: PairSample
+    labels_a: torch.Tensor | None = None
+    labels_b: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         check_shape(self.image_a, (3, "H", "W"), "image_a")
         check_shape(self.image_b, (3, "H", "W"), "image_b")
+        for name, lab, img in (("labels_a", self.labels_a, self.image_a), ("labels_b", self.labels_b, self.image_b)):
+            if lab is not None:
+                check_shape(lab, tuple(img.shape[1:]), name)
 
 
 @dataclass
 class PairBatch:
-    """A collated batch: images (B, 3, H, W) and a PairSample of batch size B."""
+    """A collated batch: images (B, 3, H, W), a PairSample of batch size B and (B, H, W) labels or None."""
 
     image_a: torch.Tensor
     image_b: torch.Tensor
     pairs: PairSample
+    labels_a: torch.Tensor | None = None
+    labels_b: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> PairBatch:
-        return PairBatch(self.image_a.to(device), self.image_b.to(device), self.pairs.to(device))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return PairBatch(self.image_a.to(device), self.image_b.to(device), self.pairs.to(device),
+                         move(self.labels_a), move(self.labels_b))
+
+
+def _stack_labels(labels: list[torch.Tensor | None], images: torch.Tensor) -> torch.Tensor | None:
+    """(B, H, W) labels, UNLABELLED for items without; None when no item has any."""
+    if all(lab is None for lab in labels):
+        return None
+    return torch.stack([torch.full(images.shape[2:], UNLABELLED, dtype=torch.int64) if lab is None else lab.long()
+                        for lab in labels])
 
 
 def collate_pairs(items: list[PairItem]) -> PairBatch:
     """Stack PairItems into a PairBatch (DataLoader collate_fn)."""
-    return PairBatch(torch.stack([i.image_a for i in items]), torch.stack([i.image_b for i in items]),
-                     PairSample.collate([i.pairs for i in items]))
+    image_a, image_b = torch.stack([i.image_a for i in items]), torch.stack([i.image_b for i in items])
+    return PairBatch(image_a, image_b, PairSample.collate([i.pairs for i in items]),
+                     _stack_labels([i.labels_a for i in items], image_a),
+                     _stack_labels([i.labels_b for i in items], image_b))
 
 
 class PairDataset(Protocol):

@@ -62,6 +62,7 @@ class CrossInstancePairDataset:
         candidates: points of A whose partners are looked up (the n_matches are drawn among the valid ones).
         n_matches, nonmatches_per_match, background_fraction, min_nonmatch_distance: see sample_pairs.
         image_size: (H, W); only the stored size is supported (the canonical match is a pixel of B).
+        part_labels: also return each view's part ids (PairItem.labels_a / labels_b).
     Raises:
         ValueError: unknown category or one without a frame cue, or the split holds fewer than two
             instances of every category to pair.
@@ -71,8 +72,9 @@ class CrossInstancePairDataset:
                  max_distance: float = 0.1, candidates: int = 2048, n_matches: int = 256,
                  nonmatches_per_match: int = 4, background_fraction: float = 0.5,
                  min_nonmatch_distance: float = 8.0, min_pixels: int = 400,
-                 image_size: tuple[int, int] | None = None) -> None:
+                 image_size: tuple[int, int] | None = None, part_labels: bool = False) -> None:
         self.data = SyntheticDataset(root, split)
+        self.part_labels = part_labels
         if len(self.data) == 0:
             raise ValueError(f"{root}: no complete scenes in split {split!r}")
         known = {c["name"] for c in self.data.categories.values()}
@@ -162,7 +164,8 @@ class CrossInstancePairDataset:
         pairs = sample_pairs(map_ab, valid_a, (h, w), self.n_matches, self.nonmatches_per_match, g,
                              mask_b=vb.instance.long() == inst_b, background_fraction=self.background_fraction,
                              min_nonmatch_distance=self.min_nonmatch_distance)
-        return PairItem(va.image().contiguous(), vb.image().contiguous(), pairs)
+        labels = (va.part.long(), vb.part.long()) if self.part_labels else (None, None)
+        return PairItem(va.image().contiguous(), vb.image().contiguous(), pairs, *labels)
 
 
 __all__ = ["FRAME_CUES", "CrossInstanceDraw", "CrossInstancePairDataset"]

@@ -78,13 +78,14 @@ class SyntheticPairDataset:
         image_size: (H, W) of the returned images, None for the stored size (resizing keeps exact
             correspondences: see resized_correspondences).
         abs_tol, rel_tol: occlusion tolerance of the reprojection (synthetic default 1 mm).
+        part_labels: also return each view's part ids (PairItem.labels_a / labels_b).
     """
 
     def __init__(self, root: str | Path, split: str = "train", n_matches: int = 1024, nonmatches_per_match: int = 1,
                  image_size: tuple[int, int] | None = None, min_view_angle_deg: float = 15.0,
                  max_view_angle_deg: float = 180.0, background_fraction: float = 0.5,
                  min_nonmatch_distance: float = 8.0, abs_tol: float = SYNTHETIC_ABS_TOL,
-                 rel_tol: float = 0.0) -> None:
+                 rel_tol: float = 0.0, part_labels: bool = False) -> None:
         self.data = SyntheticDataset(root, split)
         if len(self.data) == 0:
             raise ValueError(f"{root}: no complete scenes in split {split!r}")
@@ -95,6 +96,7 @@ class SyntheticPairDataset:
         self.min_angle, self.max_angle = min_view_angle_deg, max_view_angle_deg
         self.background_fraction, self.min_nonmatch_distance = background_fraction, min_nonmatch_distance
         self.abs_tol, self.rel_tol = abs_tol, rel_tol
+        self.part_labels = part_labels
 
     def __len__(self) -> int:
         return len(self.data)
@@ -116,8 +118,9 @@ class SyntheticPairDataset:
         g = torch.Generator().manual_seed(int(seed))
         scene = self.data.scenes[index % len(self.data)]
         ia, ib = self.pick_views(scene, g)
-        # only what training needs: colour, depth and the object masks
-        va, vb = (self.data.arrays(scene, i, ("rgb", "depth", "instance")) for i in (ia, ib))
+        # only what training needs: colour, depth and the object masks (and the parts when asked for)
+        keys = ("rgb", "depth", "instance") + (("part",) if self.part_labels else ())
+        va, vb = (self.data.arrays(scene, i, keys) for i in (ia, ib))
         (K_a, T_a), (K_b, T_b) = self.data.camera(scene, ia), self.data.camera(scene, ib)
         size = self.image_size or tuple(va["depth"].shape)
         if size == tuple(va["depth"].shape) and size == tuple(vb["depth"].shape):
@@ -139,7 +142,9 @@ class SyntheticPairDataset:
                              min_nonmatch_distance=self.min_nonmatch_distance)
         img_a = torch.from_numpy(_resize(va["rgb"].numpy(), size)).permute(2, 0, 1).float() / 255.0
         img_b = torch.from_numpy(_resize(vb["rgb"].numpy(), size)).permute(2, 0, 1).float() / 255.0
-        return PairItem(img_a.contiguous(), img_b.contiguous(), pairs)
+        labels = [torch.from_numpy(_resize(v["part"].numpy(), size, nearest=True)).long() if self.part_labels
+                  else None for v in (va, vb)]
+        return PairItem(img_a.contiguous(), img_b.contiguous(), pairs, *labels)
 
 
 __all__ = ["SPLITS", "SyntheticView", "SyntheticDataset", "SyntheticPairDataset", "resized_correspondences"]

@@ -35,12 +35,13 @@ from std_msgs.msg import Header
 from .. import msg as ddr_msg
 from ..matching.keypoints import ReferenceKeypoints
 from ..pipeline import FrameProcessor, Wanted
-from ..pipeline.inputs import DECODE_ERRORS, bad_input_reason, decode_frame, load_reference_keypoints
+from ..pipeline.inputs import DECODE_ERRORS, bad_input_reason, decode_frame, load_part_probe, load_reference_keypoints
 from ..pipeline.outputs import OUTPUT_SPECS, MessageTypes, output_messages
 from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
 from ..ros_core.topics import COLOR_TOPIC, DEPTH_TOPIC, DIAGNOSTICS_TOPIC, INFO_TOPIC, NODE_NAME
 from ..runtime.extractor import BackendFallbackError, DescriptorExtractor
 from ..runtime.model_files import ModelFileError, probe_model, resolve_model_path
+from ..runtime.part_probe import BACKGROUND, PartProbe
 from .params import LIVE, NodeSettings, parameter_table
 from .stats import NodeStats, Throttle
 
@@ -51,6 +52,8 @@ CONSTRAINTS = {**dict.fromkeys(("map_stride", "correspondence_max", "sync_queue"
                "keypoint_min_confidence": "0 to 1", "num_threads": "an integer >= 0",
                "depth_window": "an odd integer >= 1",
                "resolution": "[width, height] > 0, or [0, 0]", "diagnostics_period": "> 0"}
+#: an output of the node, not a setting: class id -> name of the labels topic (from the part probe, at configure)
+LABEL_CLASSES = "label_classes"
 JUMP_BACK_S = 1.0  # a message this much older than the last frame means time went backwards: start again
 # (so do sync_queue stale messages in a row: a shorter step back, e.g. the 1 s sample bag played in a loop)
 THROTTLE_S = 5.0  # repeated input errors are logged at most once per this many seconds
@@ -98,6 +101,10 @@ class DescriptorNode(LifecycleNode):
             if (fixed := _as_declared(name, param.value)) is not param.value:
                 self.set_parameters([Parameter(name, value=fixed)])
         self.settings = self._read_settings()  # bad values on the command line or in params files fail here
+        self.declare_parameter(LABEL_CLASSES, [BACKGROUND], ParameterDescriptor(
+            description="output, set by the node at configure: class id -> name of the labels topic's pixels "
+                        "(from part_probe_file; ['background'] alone when there is no probe)"))
+        self._setting_outputs = False  # True while the node itself writes LABEL_CLASSES
         self.add_pre_set_parameters_callback(self._convert_parameters)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = NodeStats()
@@ -111,6 +118,7 @@ class DescriptorNode(LifecycleNode):
         self._failure = ""  # why the last configure or activate failed ("" if it did not)
         self._resets_seen = 0  # synchroniser resets (time jumped backwards) already reported
         self._reference: ReferenceKeypoints | None = None
+        self._probe: PartProbe | None = None
         self._model_path = None
         self._processor: FrameProcessor | None = None
         self._sync: ApproximateTimeSync | None = None
@@ -148,6 +156,11 @@ class DescriptorNode(LifecycleNode):
         return [p if (v := _as_declared(p.name, p.value)) is p.value else Parameter(p.name, value=v) for p in params]
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        if any(p.name == LABEL_CLASSES for p in params):
+            if self._setting_outputs and len(params) == 1:
+                return SetParametersResult(successful=True)
+            return SetParametersResult(successful=False, reason=f"{LABEL_CLASSES} is an output of the node "
+                                                                "(set from part_probe_file at configure)")
         try:
             new, later = self.settings.with_changes({p.name: p.value for p in params})
         except (ValueError, TypeError) as e:
@@ -166,16 +179,27 @@ class DescriptorNode(LifecycleNode):
             path = resolve_model_path(s.model_path, s.backend)
             info = probe_model(path)
             self._reference = self._load_keypoints(s, path, info.model_id)
+            self._probe = load_part_probe(s.part_probe_file, path, info.model_id, s.backend, info.descriptor_dim)
         except (ModelFileError, ValueError, OSError) as e:
             return self._failed(f"configure failed: {e}")
         self._model_path = path
+        self._set_label_classes(self._probe.classes if self._probe is not None else [BACKGROUND])
         names = "none" if self._reference is None else ", ".join(self._reference.names)
-        self.get_logger().info(f"model {path} ({info.name} {info.version}, id {info.model_id}); keypoints: {names}")
+        labels = "off" if self._probe is None else f"{self._probe.num_classes} classes"
+        self.get_logger().info(f"model {path} ({info.name} {info.version}, id {info.model_id}); keypoints: {names}; "
+                               f"labels: {labels}")
         self._pubs = {s.key: self.create_lifecycle_publisher(message_class(s.type_name), f"~/{s.topic}", s.qos_depth)
                       for s in OUTPUT_SPECS}
         self._start_diagnostics()  # diagnostics_period applies at configure
         self._lifecycle, self._failure = "inactive", ""
         return TransitionCallbackReturn.SUCCESS
+
+    def _set_label_classes(self, classes: list[str]) -> None:
+        self._setting_outputs = True
+        try:
+            self.set_parameters([Parameter(LABEL_CLASSES, value=list(classes))])
+        finally:
+            self._setting_outputs = False
 
     def _load_keypoints(self, s: NodeSettings, model_path, model_id: str) -> ReferenceKeypoints | None:
         ref = load_reference_keypoints(s.keypoints_file, model_path, model_id, s.backend)
@@ -195,7 +219,7 @@ class DescriptorNode(LifecycleNode):
         if getattr(extractor.backend, "fallback", None):
             self.get_logger().warning(f"{extractor.backend.fallback} (set require_device to make this an error)")
         self._backend_text = extractor.describe()
-        self._processor = FrameProcessor(extractor, self._reference, s.pipeline_config())
+        self._processor = FrameProcessor(extractor, self._reference, s.pipeline_config(), self._probe)
         self._sync = ApproximateTimeSync(("color", "depth"), slop_s=s.sync_slop, queue_size=s.sync_queue,
                                          exact=s.sync_exact, jump_back_reset_s=JUMP_BACK_S)
         self.stats = NodeStats()

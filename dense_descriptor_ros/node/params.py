@@ -38,6 +38,8 @@ class NodeSettings:
                                                  "resized to; [0, 0] = the input size")
     keypoints_file: str = _p("", "reference keypoint file (JSON, docs/keypoint_file.md); empty = the shipped mug "
                                  "keypoints when the model is the shipped one; 'none' = no keypoint output")
+    part_probe_file: str = _p("", "part probe (.safetensors from `dense-descriptor probe`) for the labels output; "
+                                  "empty = the shipped probe when the model is the shipped one; 'none' = no labels")
     # --- inputs
     sync_slop: float = _p(0.02, "largest colour-depth stamp difference [s] for approximate-time matching")
     sync_exact: bool = _p(False, "match colour and depth only on identical stamps")

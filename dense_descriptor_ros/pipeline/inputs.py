@@ -110,6 +110,20 @@ def decode_frame(color_msg: Any, depth_msg: Any | None, info_msg: Any | None, se
     return frame
 
 
+def _companion_file(setting: str, default: Path, model_path: str | Path, backend: str) -> Path | None:
+    """The file a parameter names: "none" = None; "" = `default` when the model is the shipped one and the
+    file is there (None otherwise); anything else = that path."""
+    from ..runtime.model_files import default_model_path
+
+    if setting.lower() == "none":
+        return None
+    if setting:
+        return Path(setting)
+    if Path(model_path).parent == default_model_path(backend).parent and default.is_file():
+        return default
+    return None
+
+
 def load_reference_keypoints(keypoints_file: str, model_path: str | Path, model_id: str, backend: str):
     """The reference keypoints to locate with the model at `model_path`, or None (keypoint output off).
 
@@ -121,17 +135,11 @@ def load_reference_keypoints(keypoints_file: str, model_path: str | Path, model_
         ModelMismatchError (a ValueError): keypoints annotated with another model.
     """
     from ..matching.keypoints import ReferenceKeypoints
-    from ..runtime.model_files import ModelFileError, default_keypoints_path, default_model_path
+    from ..runtime.model_files import ModelFileError, default_keypoints_path
 
-    if keypoints_file.lower() == "none":
+    path = _companion_file(keypoints_file, default_keypoints_path(), model_path, backend)
+    if path is None:
         return None
-    if not keypoints_file:
-        default = default_keypoints_path()
-        if not (Path(model_path).parent == default_model_path(backend).parent and default.is_file()):
-            return None
-        path: str | Path = default
-    else:
-        path = keypoints_file
     try:
         ref = ReferenceKeypoints.load(path)
     except FileNotFoundError as e:
@@ -140,3 +148,29 @@ def load_reference_keypoints(keypoints_file: str, model_path: str | Path, model_
         raise ModelFileError(f"keypoints_file {path} is not a keypoint file: {e}") from e
     ref.check_model(model_id)
     return ref
+
+
+def load_part_probe(part_probe_file: str, model_path: str | Path, model_id: str, backend: str,
+                    descriptor_dim: int):
+    """The part probe of the labels output for the model at `model_path`, or None (labels off).
+
+    `part_probe_file` as `keypoints_file` in `load_reference_keypoints` ("" = the shipped probe with the
+    shipped model). The probe must have been fitted on the same model, at its descriptor dimension.
+
+    Raises:
+        ModelFileError: missing or unreadable file, or a probe of another model or dimension.
+    """
+    from ..runtime.model_files import ModelFileError, default_part_probe_path
+    from ..runtime.part_probe import PartProbe, ProbeFileError
+
+    path = _companion_file(part_probe_file, default_part_probe_path(), model_path, backend)
+    if path is None:
+        return None
+    try:
+        probe = PartProbe.load(path)
+        probe.check_model(model_id)
+    except ProbeFileError as e:
+        raise ModelFileError(f"part_probe_file: {e}") from e
+    if probe.descriptor_dim != descriptor_dim:
+        raise ModelFileError(f"part_probe_file {path} has D={probe.descriptor_dim}, the model D={descriptor_dim}")
+    return probe

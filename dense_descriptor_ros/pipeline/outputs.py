@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..ros_core.image_codec import rgb_to_image
+from ..ros_core.image_codec import labels_to_image, rgb_to_image
 from ..ros_core.sync import NS_PER_S
 from ..ros_core.topics import NODE_NAME
 from .processor import FrameResult
@@ -108,6 +108,15 @@ def pca_image_msg(t: MessageTypes, r: FrameResult) -> Any:
     return t.Image(header=_header(t, r.stamp_ns, r.frame_id), **rgb_to_image(r.pca_rgb, "bgr8").to_kwargs(t.arrays))
 
 
+def labels_msg(t: MessageTypes, r: FrameResult) -> Any:
+    """sensor_msgs/Image (mono8) of a result's part labels: pixel = class id of the part probe (0 =
+    background), at the input image's size, with its stamp and frame. The id -> name table is the node's
+    `label_classes` parameter (and the probe file's metadata)."""
+    if r.labels is None:
+        raise ValueError("the result holds no labels")
+    return t.Image(header=_header(t, r.stamp_ns, r.frame_id), **labels_to_image(r.labels).to_kwargs(t.arrays))
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """One output of the node.
@@ -133,6 +142,8 @@ OUTPUT_SPECS: tuple[OutputSpec, ...] = (
     OutputSpec("descriptors", "descriptors", "dense_descriptor_ros/msg/DescriptorMap", 2,
                lambda r: r.descriptors is not None, descriptor_map_msg),
     OutputSpec("pca", "descriptors/pca", "sensor_msgs/msg/Image", 2, lambda r: r.pca_rgb is not None, pca_image_msg),
+    # before the keypoints: a consumer that masks keypoints with the labels gets them first
+    OutputSpec("labels", "labels", "sensor_msgs/msg/Image", 2, lambda r: r.labels is not None, labels_msg),
     OutputSpec("keypoints", "keypoints", "dense_descriptor_ros/msg/KeypointArray", 10,
                lambda r: r.keypoints is not None, keypoint_array_msg),
     OutputSpec("correspondences", "correspondences", "dense_descriptor_ros/msg/Correspondences", 5,
@@ -173,4 +184,4 @@ def descriptor_map_from_msg(msg: Any) -> np.ndarray:
 
 __all__ = ["MessageTypes", "OutputSpec", "OUTPUT_SPECS", "OUTPUTS_BY_KEY", "OUTPUTS", "OUTPUT_TYPES",
            "OUTPUT_QOS_DEPTH", "DTYPE_CODES", "output_topics", "output_messages", "time_fields", "descriptor_map_msg",
-           "pca_image_msg", "keypoint_array_msg", "correspondences_msg", "descriptor_map_from_msg"]
+           "pca_image_msg", "keypoint_array_msg", "correspondences_msg", "labels_msg", "descriptor_map_from_msg"]

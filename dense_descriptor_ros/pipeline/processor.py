@@ -17,6 +17,7 @@ from ..matching.dense import match_dense, sample_map
 from ..matching.detect import detect_keypoints
 from ..matching.keypoints import ReferenceKeypoints, locate_keypoints
 from ..runtime.extractor import DescriptorExtractor
+from ..runtime.part_probe import PartProbe
 from ..viz.pca import PcaColorizer
 from .config import PipelineConfig
 from .frame import Frame
@@ -30,6 +31,7 @@ class Wanted:
     pca: bool = True
     keypoints: bool = True
     correspondences: bool = True
+    labels: bool = True
 
 
 @dataclass
@@ -81,6 +83,8 @@ class FrameResult:
     pca_rgb: np.ndarray | None = None  # (h, w, 3) uint8 RGB picture of the descriptors (PCA), processing size
     keypoints: KeypointResult | None = None
     correspondences: CorrespondenceResult | None = None
+    labels: np.ndarray | None = None  # (H, W) uint8 class ids of the part probe at the input size
+    label_classes: list[str] = field(default_factory=list)  # class id -> name ("background", "mug/handle"...)
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
     notes: list[str] = field(default_factory=list)  # why an output is partial (no depth, no intrinsics)
 
@@ -119,10 +123,11 @@ class FrameProcessor:
         extractor: the loaded network (any backend).
         reference: named keypoints to locate (None: no keypoint output). Checked against the model.
         config: thresholds and output settings; `update_config` swaps it between frames.
+        probe: linear part probe for the labels output (None: no labels). Checked against the model.
     """
 
     def __init__(self, extractor: DescriptorExtractor, reference: ReferenceKeypoints | None = None,
-                 config: PipelineConfig | None = None) -> None:
+                 config: PipelineConfig | None = None, probe: PartProbe | None = None) -> None:
         self.extractor = extractor
         self.config = config or PipelineConfig()
         if reference is not None:
@@ -131,6 +136,12 @@ class FrameProcessor:
                 raise ValueError(f"keypoint file has D={reference.descriptor_dim}, the model "
                                  f"D={extractor.info.descriptor_dim}")
         self.reference = reference
+        if probe is not None:
+            probe.check_model(extractor.info.model_id)
+            if probe.descriptor_dim != extractor.info.descriptor_dim:
+                raise ValueError(f"part probe has D={probe.descriptor_dim}, "
+                                 f"the model D={extractor.info.descriptor_dim}")
+        self.probe = probe
         self.colorizer = PcaColorizer()
         self._anchor: _Previous | None = None
 
@@ -168,6 +179,11 @@ class FrameProcessor:
             size = self.extractor.processing_size(frame.size)
             res.pca_rgb = cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)
             timings["pca"] = (time.perf_counter() - t0) * 1e3
+        if wanted.labels and self.probe is not None:
+            t0 = time.perf_counter()
+            res.labels = self.probe.label_image(dmap.descriptors, frame.size)
+            res.label_classes = self.probe.classes
+            timings["labels"] = (time.perf_counter() - t0) * 1e3
         if frame.K is None:
             res.notes.append("no camera info: 2D outputs only")
         elif frame.depth is None:

@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["ImageCodecError", "UnsupportedEncodingError", "MalformedImageError", "ImageFields",
            "COLOR_ENCODINGS", "DEPTH_ENCODINGS", "image_to_rgb", "image_to_depth", "image_to_depth_raw", "rgb_to_image",
-           "depth_to_image"]
+           "depth_to_image", "labels_to_image"]
 
 
 class ImageCodecError(ValueError):
@@ -172,6 +172,14 @@ def rgb_to_image(rgb: np.ndarray, encoding: str = "rgb8") -> ImageFields:
         if channels == 4:
             pixels[..., 3] = 255
     return ImageFields(h, w, encoding, 0, w * channels, np.ascontiguousarray(pixels).reshape(-1))
+
+
+def labels_to_image(labels: np.ndarray) -> ImageFields:
+    """Encode a (H, W) uint8 label image (class ids) as mono8."""
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise ValueError(f"labels: expected (H, W) uint8, got {labels.shape} {labels.dtype}")
+    h, w = labels.shape
+    return ImageFields(h, w, "mono8", 0, w, np.ascontiguousarray(labels).reshape(-1))
 
 
 def depth_to_image(depth_m: np.ndarray, encoding: str = "16UC1") -> ImageFields:

@@ -11,6 +11,8 @@ PACKAGE = "dense_descriptor_ros"
 DEFAULT_MODEL_DIR = "default"  # models/<this>/ holds the shipped model (see models/README.md)
 MODEL_FILES = {"onnx": "model.onnx", "torch": "model.safetensors"}
 DEFAULT_KEYPOINTS = "mug_keypoints.json"
+#: the linear part probe fitted on the shipped model (labels output; `dense-descriptor probe`)
+DEFAULT_PART_PROBE = "part_probe.safetensors"
 
 
 class ModelFileError(ValueError):
@@ -44,6 +46,11 @@ def default_model_path(backend: str) -> Path:
 def default_keypoints_path() -> Path:
     """The shipped mug keypoint file that goes with the shipped model."""
     return models_dir() / DEFAULT_MODEL_DIR / DEFAULT_KEYPOINTS
+
+
+def default_part_probe_path() -> Path:
+    """The shipped part probe (`dense-descriptor probe`) that goes with the shipped model."""
+    return models_dir() / DEFAULT_MODEL_DIR / DEFAULT_PART_PROBE
 
 
 def _check_is_file(path: Path) -> None:

@@ -107,10 +107,19 @@ class LossConfig:
     # Apply the loss at every pyramid level (fpn_* and lite models) with these weights, finest first.
     pyramid: bool = False
     pyramid_weights: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+    # Weight of the auxiliary part term (losses/part.py): a linear classifier trained with the network must
+    # read the simulator's part label out of every synthetic descriptor (photographs carry no labels and are
+    # ignored). Needs synthetic data. 0 = off.
+    part_weight: float = 0.0
+    # Logit scale of that classifier (descriptors are unit vectors).
+    part_scale: float = 10.0
 
     def __post_init__(self) -> None:
         if self.name not in LOSS_NAMES:
             raise ValueError(f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}")
+        if self.part_weight < 0 or self.part_scale <= 0:
+            raise ValueError(f"part_weight must be >= 0 and part_scale > 0, got {self.part_weight}, "
+                             f"{self.part_scale}")
 
 
 @dataclass

@@ -36,7 +36,7 @@ def _images(cfg: DataConfig, folder: str, progress: bool) -> ImageFolderPairs:
                             progress=progress)
 
 
-def _synthetic(cfg: DataConfig, split: str) -> PairDataset:
+def _synthetic(cfg: DataConfig, split: str, part_labels: bool = False) -> PairDataset:
     if not cfg.synthetic_dir:
         raise ValueError(f"data.kind={cfg.kind} needs data.synthetic_dir (from `dense-descriptor sim generate`)")
     from ..data.synthetic import SyntheticPairDataset
@@ -44,7 +44,8 @@ def _synthetic(cfg: DataConfig, split: str) -> PairDataset:
     same = SyntheticPairDataset(cfg.synthetic_dir, split=split, n_matches=cfg.n_matches,
                                 nonmatches_per_match=cfg.nonmatches_per_match,
                                 background_fraction=cfg.background_fraction,
-                                min_nonmatch_distance=cfg.min_nonmatch_distance, image_size=tuple(cfg.image_size))
+                                min_nonmatch_distance=cfg.min_nonmatch_distance, image_size=tuple(cfg.image_size),
+                                part_labels=part_labels)
     if cfg.cross_instance_fraction <= 0:
         return same
     from ..data.cross_instance import CrossInstancePairDataset
@@ -54,7 +55,7 @@ def _synthetic(cfg: DataConfig, split: str) -> PairDataset:
                                      nonmatches_per_match=cfg.nonmatches_per_match,
                                      background_fraction=cfg.background_fraction,
                                      min_nonmatch_distance=cfg.min_nonmatch_distance,
-                                     image_size=tuple(cfg.image_size))
+                                     image_size=tuple(cfg.image_size), part_labels=part_labels)
     return MixedPairs(same, cross, cfg.cross_instance_fraction, salt=0xC805)
 
 
@@ -73,15 +74,16 @@ def _bag(cfg: DataConfig) -> PairDataset:
                           max_view_angle_deg=hi, abs_tol=abs_tol, rel_tol=rel_tol, augment=cfg.augment)
 
 
-def build_train_dataset(cfg: DataConfig, progress: bool = False) -> PairDataset:
-    """The pair dataset the config names."""
+def build_train_dataset(cfg: DataConfig, progress: bool = False, part_labels: bool = False) -> PairDataset:
+    """The pair dataset the config names; `part_labels`: synthetic items carry their part ids (the part loss)."""
     if cfg.kind == "images":
         return _images(cfg, cfg.image_dir, progress)
     if cfg.kind == "bag":
         return _bag(cfg)
     if cfg.kind == "synthetic":
-        return _synthetic(cfg, "train")
-    return MixedPairs(_images(cfg, cfg.image_dir, progress), _synthetic(cfg, "train"), cfg.synthetic_fraction)
+        return _synthetic(cfg, "train", part_labels)
+    return MixedPairs(_images(cfg, cfg.image_dir, progress), _synthetic(cfg, "train", part_labels),
+                      cfg.synthetic_fraction)
 
 
 def build_val_items(cfg: DataConfig) -> list[PairItem]:

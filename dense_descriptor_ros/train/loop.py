@@ -22,6 +22,7 @@ from ..config import config_hash, from_dict, save_yaml, to_dict
 from ..correspondence.sampling import mine_hard_negatives
 from ..data.base import PairDataset, PairItem, collate_pairs
 from ..eval.augment_pck import evaluate_pairs
+from ..losses.base import LossOutput
 from ..models import DescriptorNet, ModelConfig, build_model, load_model, save_model, trained_steps
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -86,6 +87,21 @@ def build_loss_from_config(cfg: TrainConfig, net: DescriptorNet) -> nn.Module:
             raise ValueError(f"loss.pyramid_weights needs {net.levels} weights for {net.config.name}")
         loss = PyramidLoss(loss, weights)
     return loss
+
+
+def build_part_loss(cfg: TrainConfig) -> nn.Module | None:
+    """The auxiliary part classifier (losses/part.py) when `loss.part_weight` > 0, sized to the synthetic
+    dataset's part table and the model's descriptor dimension; None when off."""
+    if cfg.loss.part_weight <= 0:
+        return None
+    if cfg.data.kind not in ("synthetic", "mixed") or not cfg.data.synthetic_dir:
+        raise ValueError("loss.part_weight > 0 needs synthetic data (data.kind synthetic or mixed with "
+                         "data.synthetic_dir): only the simulator labels parts")
+    from ..losses.part import PartClassificationLoss
+    from ..sim.dataset import SyntheticDataset
+
+    parts = SyntheticDataset(cfg.data.synthetic_dir).parts
+    return PartClassificationLoss(cfg.model.descriptor_dim, max(parts) + 1, cfg.loss.part_scale)
 
 
 def initial_weights(path: str | Path, model: ModelConfig) -> dict[str, torch.Tensor]:
@@ -183,8 +199,15 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     fresh = ckpt is None and not cfg.init_from
     net = build_model(cfg.model, load_pretrained=fresh).to(device).to(memory_format=torch.channels_last)
     loss_fn = build_loss_from_config(cfg, net).to(device)
+    part_loss = build_part_loss(cfg)
+    if part_loss is not None:
+        if distributed:  # its head sits outside DistributedDataParallel: replicas would drift apart
+            raise ValueError("loss.part_weight > 0 is not supported with several training processes yet")
+        part_loss = part_loss.to(device)
     frozen = freeze_encoder_stages(net, cfg.finetune.freeze_stages)
     groups = param_groups(net, cfg.finetune)
+    if part_loss is not None:  # the classifier learns at the base rate, whatever the network's multipliers
+        groups.append({"params": list(part_loss.parameters()), "lr_mult": 1.0})
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     amp_dtype = None
@@ -202,6 +225,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
             log.info("weights initialised from %s (%d steps)", cfg.init_from, init_steps)
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
+        if part_loss is not None:
+            part_loss.load_state_dict(ckpt["part_head"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt and ckpt["scaler"]:
             scaler.load_state_dict(ckpt["scaler"])
@@ -218,7 +243,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         fwd = nn.parallel.DistributedDataParallel(fwd, device_ids=[local_rank] if device.type == "cuda" else None,
                                                   find_unused_parameters=unused)
 
-    dataset: PairDataset = build_train_dataset(cfg.data, progress=main and progress)
+    dataset: PairDataset = build_train_dataset(cfg.data, progress=main and progress, part_labels=part_loss is not None)
     if fresh and cfg.finetune.pca_head_images > 0:
         # every rank computes the same PCA from the same seeded items, so replicas start identical
         n = cfg.finetune.pca_head_images
@@ -250,7 +275,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         return {"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "step": step, "train_config": to_dict(cfg), "model_config": to_dict(cfg.model),
                 "history": history.rows, "best_metric": best, "bad_validations": bad_vals,
-                "config_hash": config_hash(cfg), "init_steps": init_steps}
+                "config_hash": config_hash(cfg), "init_steps": init_steps,
+                **({"part_head": part_loss.state_dict()} if part_loss is not None else {})}
 
     def describe_eval(x: torch.Tensor) -> torch.Tensor:
         return net.forward_native(x.to(device))
@@ -301,6 +327,10 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                                                     cfg.data.min_nonmatch_distance, stride)
                     res = loss_fn(pyr_a, pyr_b, pairs) if cfg.loss.pyramid else loss_fn(desc_a, desc_b, pairs,
                                                                                           stride)
+                    if part_loss is not None and batch.labels_a is not None:
+                        pres = part_loss(torch.cat([desc_a, desc_b]), torch.cat([batch.labels_a, batch.labels_b]),
+                                         stride)
+                        res = LossOutput(res.loss + cfg.loss.part_weight * pres.loss, {**res.parts, **pres.parts})
                     scaler.scale(res.loss / cfg.grad_accum).backward()
                 loss_sum += res.loss.item() / cfg.grad_accum
                 for k, v in res.parts.items():

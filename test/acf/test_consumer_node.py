@@ -1,7 +1,8 @@
 """`dense-descriptor acf` over real DDS: the simulated camera runs in its own process, this process plays the
-descriptor node (KeypointArray messages built from the ground truth, with the camera's stamps), and two
-consumer processes score them: one gets perfect keypoints, the other keypoints 5 mm off with handle_top and
-rim_front (so neither the handle's line nor the mug's up direction) missing in every 4th frame."""
+descriptor node (KeypointArray messages built from the ground truth, with the camera's stamps), and three
+consumer processes score them: one gets perfect keypoints, one keypoints 5 mm off with handle_top and
+rim_front (so neither the handle's line nor the mug's up direction) missing in every 4th frame, and one perfect
+keypoints with a label image before each (the object mask): all background in every other frame."""
 
 from __future__ import annotations
 
@@ -62,11 +63,12 @@ def run(tmp_path_factory):
     seq = cached_sequence(CFG, root / "sim_sequences")  # rendered here; the camera loads it
     gt = root / "ground_truth.json"
     env = ros_env(DOMAIN)
+    masked = ["--labels-topic", "/masked/labels"]
     consumers = {
         name: Process([*CONSUMER, "--keypoints-topic", f"/{name}/keypoints", "--ground-truth", str(gt),
                        "--count", str(N), "--out", str(root / name), "--log-period", "0.1",
-                       "--ros-args", "-r", f"__node:=acf_{name}"], env)
-        for name in ("perfect", "offset")}
+                       *(masked if name == "masked" else []), "--ros-args", "-r", f"__node:=acf_{name}"], env)
+        for name in ("perfect", "offset", "masked")}
     probe = Probe(DOMAIN)
     camera = None
     try:
@@ -74,6 +76,7 @@ def run(tmp_path_factory):
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         pubs = {name: node.create_publisher(ddr_msg.KeypointArray, f"/{name}/keypoints", reliable)
                 for name in consumers}
+        labels_pub = node.create_publisher(Image, "/masked/labels", reliable)
         stamps = []
 
         def on_image(msg: Image) -> None:  # play the descriptor node: keypoints with the frame's header
@@ -84,6 +87,10 @@ def run(tmp_path_factory):
             pubs["perfect"].publish(keypoint_array(header, seq, i))
             pubs["offset"].publish(keypoint_array(header, seq, i, OFFSET,
                                                   ("handle_top", "rim_front") if i % 4 == 0 else ()))
+            w, h = CFG.size
+            labels_pub.publish(Image(header=header, height=h, width=w, encoding="mono8", step=w,
+                                     data=bytes([0 if i % 2 else 1]) * (w * h)))
+            pubs["masked"].publish(keypoint_array(header, seq, i))
 
         # The camera waits until its colour topic has a subscriber, so this (reliable) subscription is matched
         # before frame 0 and sees every frame; a ground-truth topic could still be matching (discovery
@@ -102,7 +109,7 @@ def run(tmp_path_factory):
         codes = {name: p.proc.wait(30) for name, p in consumers.items()}  # they stop after N messages
         for p in consumers.values():
             p.stop()
-        assert codes == {"perfect": 0, "offset": 0}, {k: p.output[-3000:] for k, p in consumers.items()}
+        assert codes == dict.fromkeys(consumers, 0), {k: p.output[-3000:] for k, p in consumers.items()}
         yield seq, root, {name: probe.get(name) for name in consumers}, stamps, consumers
     finally:
         for p in (camera, *consumers.values()):
@@ -169,6 +176,19 @@ def test_offset_keypoints_give_the_offset(run):
         assert x["estimated"] == ("0" if missing else "1") and math.isnan(float(x["position_mm"])) == missing
     assert len(poses["offset"]) == N - dropped
     assert "position error median 5.0 mm, p90 5.0 mm" in consumers["offset"].output
+
+
+def test_the_object_mask_drops_keypoints_on_the_background(run):
+    """Every other frame's label image is all background: those frames give no handle frame."""
+    seq, root, received, stamps, consumers = run
+    s = summary(root, "masked")
+    assert s["frames"] == N
+    # labels and keypoints travel on two topics with no order between them (most keypoints overtook their
+    # label image when the consumer did not wait for it): every frame must still be masked
+    assert s["frames_with_estimate"] == N // 2, s
+    lines = json.loads((root / "masked" / "acf_summary.json").read_text())["lines"]
+    assert any(f"{N} of {N} keypoint messages had a label image" in line for line in lines), lines
+    assert s["position_mm_median"] < 1.0  # the frames it kept are the perfect ones
 
 
 def test_bad_parameter_is_a_clear_error():

@@ -166,6 +166,11 @@ def test_child_commands_and_environment(setup, tmp_path):
     assert env["FASTDDS_DEFAULT_PROFILES_FILE"].endswith("launch/fastdds_large_messages.xml")
     kept = pipeline_env(None, base={"FASTDDS_DEFAULT_PROFILES_FILE": "/my.xml", "ROS_DOMAIN_ID": "3"})
     assert kept["FASTDDS_DEFAULT_PROFILES_FILE"] == "/my.xml" and kept["ROS_DOMAIN_ID"] == "3"
+    assert "--labels-topic" not in cmds["consumer"]
+    masked = child_commands(parser.parse_args(["pipeline", "--object-mask"]), tmp_path, python="py")["consumer"]
+    from dense_descriptor_ros.pipeline.outputs import output_topics
+
+    assert masked[masked.index("--labels-topic") + 1] == output_topics()["labels"]
 
 
 def test_first_frame_annotation_uses_the_node_s_settings():

@@ -69,6 +69,11 @@ def model_files(sample_bag, tmp_path_factory) -> Path:
     ex = DescriptorExtractor.from_model(net, ExtractorConfig(warmup_iters=0))
     points = {"rim": (160.0, 100.0), "body": (150.0, 140.0), "table": (40.0, 220.0)}
     annotate_keypoints(ex.extract(img), points, model_identity(ex.info), "mug", "sample frame 0").save(d / "kp.json")
+    from dense_descriptor_ros.runtime.part_probe import PartProbe
+
+    w = np.zeros((2, 16), np.float32)
+    w[1, 0] = 1.0  # "mug/body" where descriptor channel 0 is positive
+    PartProbe(w, np.zeros(2, np.float32), ["background", "mug/body"], {"id": ex.info.model_id}).save(d / "probe.st")
     return d
 
 

@@ -20,7 +20,8 @@ QUIET = ProcessOptions(progress=False)
 
 
 def settings(model_files, **kw) -> NodeSettings:
-    kw = {"model_path": str(model_files / "m.onnx"), "keypoints_file": str(model_files / "kp.json"), **kw}
+    kw = {"model_path": str(model_files / "m.onnx"), "keypoints_file": str(model_files / "kp.json"),
+          "part_probe_file": str(model_files / "probe.st"), **kw}
     return NodeSettings(**kw)
 
 
@@ -43,7 +44,8 @@ def test_every_frame_is_processed_and_summarised(processed):
     assert a.frames_processed == FRAMES and a.color_messages == FRAMES and not a.dropped
     assert a.inputs.synced == FRAMES and not any(a.inputs.unmatched.values()) and a.inputs.no_info == 0
     assert a.written == {OUTPUT_TOPICS["descriptors"]: FRAMES, OUTPUT_TOPICS["pca"]: FRAMES,
-                         OUTPUT_TOPICS["keypoints"]: FRAMES, OUTPUT_TOPICS["correspondences"]: FRAMES - 1}
+                         OUTPUT_TOPICS["keypoints"]: FRAMES, OUTPUT_TOPICS["correspondences"]: FRAMES - 1,
+                         OUTPUT_TOPICS["labels"]: FRAMES}
     text = a.format()
     for word in ("processed of 6 colour messages", "median ms/frame", "inference", "frames/s end to end",
                  "bare inference"):
@@ -143,9 +145,18 @@ def test_output_topics_are_the_nodes(model_files):
         rclpy.try_shutdown(context=ctx)
 
 
+def test_labels_topic(processed):
+    """part_probe_file: every frame's label image, mono8 at the colour image's size, stamped as the frame."""
+    d, _ = processed
+    labels, maps = decoded(d / "a", OUTPUT_TOPICS["labels"]), decoded(d / "a", OUTPUT_TOPICS["descriptors"])
+    assert [m.header.stamp for m in labels] == [m.header.stamp for m in maps]
+    m = labels[0]
+    assert (m.encoding, m.width, m.height) == ("mono8", 320, 240) and set(np.unique(np.asarray(m.data))) == {0, 1}
+
+
 def test_node_parameters_apply(short_bags, model_files, tmp_path):
     r = run(short_bags["mcap"], tmp_path / "o", model_files, map_stride=16, map_dtype="float32",
-            correspondence_mode="off", keypoints_file="none")
+            correspondence_mode="off", keypoints_file="none", part_probe_file="none")
     assert set(r.written) == {OUTPUT_TOPICS["descriptors"], OUTPUT_TOPICS["pca"]}
     m = decoded(tmp_path / "o", OUTPUT_TOPICS["descriptors"])[0]
     assert (m.stride, m.width, m.height, descriptor_map_from_msg(m).dtype) == (16, 20, 15, np.float32)

@@ -114,3 +114,19 @@ def test_the_training_config_mixes_cross_instance_pairs(root):
         DataConfig(cross_instance_fraction=1.5)
     with pytest.raises(ValueError, match="needs at least one"):
         DataConfig(cross_instance_fraction=0.2, cross_instance_categories=())
+
+
+def test_part_labels_travel_with_the_pairs(root):
+    """With part labels on, synthetic items carry each view's part ids; photos in a batch get UNLABELLED."""
+    from dense_descriptor_ros.data.base import UNLABELLED, PairItem, collate_pairs
+    from dense_descriptor_ros.data.synthetic import SyntheticPairDataset
+
+    d = CrossInstancePairDataset(root, n_matches=16, part_labels=True).draw((0, 1))
+    assert torch.equal(d.item.labels_a, d.view_a.part.long()) and torch.equal(d.item.labels_b, d.view_b.part.long())
+    same = SyntheticPairDataset(root, n_matches=16, part_labels=True)[(0, 2)]
+    assert same.labels_a.shape == same.image_a.shape[1:] and int(same.labels_a.max()) > 0
+    assert SyntheticPairDataset(root, n_matches=16)[(0, 2)].labels_a is None
+    photo = PairItem(same.image_a, same.image_b, same.pairs)
+    batch = collate_pairs([same, photo])
+    assert batch.labels_a.shape == (2, *same.image_a.shape[1:]) and torch.equal(batch.labels_a[0], same.labels_a)
+    assert (batch.labels_a[1] == UNLABELLED).all() and collate_pairs([photo]).labels_a is None

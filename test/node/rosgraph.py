@@ -110,6 +110,7 @@ class Probe:
                    "pca": (Image, f"{node_ns}/descriptors/pca"),
                    "keypoints": (m.KeypointArray, f"{node_ns}/keypoints"),
                    "correspondences": (m.Correspondences, f"{node_ns}/correspondences"),
+                   "labels": (Image, f"{node_ns}/labels"),
                    "diagnostics": (DiagnosticArray, "/diagnostics")}
         self.subs = {k: self.node.create_subscription(t, topic, self._keep(k), 50)
                      for k, (t, topic) in outputs.items()}

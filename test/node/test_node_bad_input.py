@@ -18,6 +18,7 @@ from dense_descriptor_ros.models import build_model
 from dense_descriptor_ros.models.config import ModelConfig
 from dense_descriptor_ros.models.io import save_model
 from dense_descriptor_ros.runtime import DescriptorExtractor, ExtractorConfig, export_onnx
+from dense_descriptor_ros.runtime.part_probe import PartProbe
 
 from ..conftest import textured_image
 from .rosgraph import Probe, diagnostic_values, start_node
@@ -43,6 +44,9 @@ def model_files(tmp_path_factory):
     ref = annotate_keypoints(ex.extract(img), {"a": (40.0, 30.0), "b": (120.0, 90.0)}, model_identity(ex.info),
                              "thing", "ref.png")
     ref.save(d / "kp.json")
+    w = np.zeros((2, 16), np.float32)
+    w[1, 0] = 1.0  # "thing/part" where channel 0 is positive
+    PartProbe(w, np.zeros(2, np.float32), ["background", "thing/part"], {"id": ex.info.model_id}).save(d / "probe.st")
     (d / "corrupt.onnx").write_bytes(b"\x08\x07 this is not a protobuf" * 10)
     return d
 
@@ -51,6 +55,7 @@ def model_files(tmp_path_factory):
 def graph(model_files):
     node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p",
                       f"keypoints_file:={model_files / 'kp.json'}", "-p", "resolution:=[0, 0]",
+                      "-p", f"part_probe_file:={model_files / 'probe.st'}",
                       "-p", "diagnostics_period:=0.5", "-p", "keypoint_min_confidence:=0.0",
                       "-p", "keypoint_max_distance:=2.0")
     probe = Probe(DOMAIN)
@@ -113,9 +118,9 @@ def test_outputs_carry_the_input_header(graph):
     probe.clear()
     stamp = probe.now_ns()
     probe.publish(IMG, DEPTH, K, stamp, frame_id="my_optical_frame")
-    probe.wait_for(lambda: probe.get("descriptors") and probe.get("keypoints") and probe.get("pca"), 10,
+    probe.wait_for(lambda: all(probe.get(k) for k in ("descriptors", "keypoints", "pca", "labels")), 10,
                    "outputs of the frame")
-    for key in ("descriptors", "keypoints", "pca"):
+    for key in ("descriptors", "keypoints", "pca", "labels"):
         h = probe.get(key)[0].header
         assert (h.stamp.sec * 10**9 + h.stamp.nanosec, h.frame_id) == (stamp, "my_optical_frame"), key
     d = probe.get("descriptors")[0]
@@ -202,6 +207,19 @@ def test_invalid_depth_gives_no_3d_points(graph, depth, encoding):
     corr = send_until(probe, "correspondences", n=1, depth_m=depth, depth_encoding=encoding)
     assert not any(corr[-1].points_valid)
     node.wait_for_line("no valid pixel")
+
+
+def test_labels_and_their_class_table(graph):
+    """The part probe's label image at the input size, its id -> name table in a parameter the node owns."""
+    node, probe = graph
+    lab = send_until(probe, "labels")[-1]
+    assert (lab.height, lab.width, lab.encoding) == (H, W, "mono8")
+    ids = np.frombuffer(bytes(lab.data), np.uint8)
+    assert set(np.unique(ids)) <= {0, 1}
+    assert probe.get_parameters(["label_classes"]) == {"label_classes": ["background", "thing/part"]}
+    refused = probe.set_parameters({"label_classes": ["x"]})[0]
+    assert not refused.successful and "output of the node" in refused.reason
+    assert "labels: 2 classes" in node.output
 
 
 def test_thresholds_change_at_run_time_with_validation(graph):

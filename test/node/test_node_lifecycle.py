@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from lifecycle_msgs.msg import Transition
 
+from dense_descriptor_ros.runtime.part_probe import PartProbe
+
 from ..conftest import textured_image
 from .rosgraph import Probe, start_node
 from .test_node_bad_input import model_files  # noqa: F401 - the shared fixture
@@ -112,6 +114,24 @@ def test_keypoint_file_errors_fail_configure(probe, model_files, tmp_path):  # n
         assert probe.set_parameters({"keypoints_file": str(tmp_path)})[0].successful
         assert not probe.transition(Transition.TRANSITION_CONFIGURE)
         node.wait_for_line("is a directory, not a keypoint file")
+        assert node.alive() and probe.lifecycle_state() == "unconfigured"
+    finally:
+        node.stop()
+
+
+def test_part_probe_errors_fail_configure(probe, model_files, tmp_path):  # noqa: F811
+    """A probe file that is not one, or one fitted on another model, fails configure and names the parameter."""
+    (tmp_path / "junk.st").write_bytes(b"junk")
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", "keypoints_file:=none",
+                      "-p", f"part_probe_file:={tmp_path / 'junk.st'}")
+    try:
+        node.wait_for_line("configure failed: part_probe_file:", 60)
+        other = PartProbe(np.zeros((2, 16), np.float32), np.zeros(2, np.float32), ["background", "a/b"],
+                          {"id": "0123456789abcdef"})
+        other.save(tmp_path / "other.st")
+        assert probe.set_parameters({"part_probe_file": str(tmp_path / "other.st")})[0].successful
+        assert not probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line("fitted on model 0123456789abcdef")
         assert node.alive() and probe.lifecycle_state() == "unconfigured"
     finally:
         node.stop()

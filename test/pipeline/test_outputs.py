@@ -12,6 +12,7 @@ from dense_descriptor_ros.pipeline.outputs import (
     descriptor_map_from_msg,
     descriptor_map_msg,
     keypoint_array_msg,
+    labels_msg,
     time_fields,
 )
 from dense_descriptor_ros.pipeline.processor import CorrespondenceResult, FrameResult, KeypointResult
@@ -33,6 +34,7 @@ def result(dtype="float16") -> FrameResult:
                                              np.array([[1.5, 2.5], [3.5, 4.5]]), np.array([0.9, 0.2], np.float32),
                                              np.array([[0, 0, 1.0], [np.nan] * 3]),
                                              np.array([[0, 0, 1.1], [np.nan] * 3]), np.array([True, False]))
+    r.labels = (np.arange(48 * 64) % 7).astype(np.uint8).reshape(48, 64)
     return r
 
 
@@ -92,6 +94,16 @@ def test_keypoints_and_correspondences_rclpy():
     assert list(c.points_valid) == [True, False] and np.isnan(c.points_b[3]) and abs(c.points_b[2] - 1.1) < 1e-6
 
 
+def test_labels_rclpy_and_rosbags():
+    """mono8 at the input size, pixel = class id, with the input's stamp and frame."""
+    r = result()
+    for t in (rclpy_types(), rosbags_types()[1]):
+        m = labels_msg(t, r)
+        assert (m.height, m.width, m.encoding, m.step) == (48, 64, "mono8", 64)
+        assert m.header.frame_id == r.frame_id and m.header.stamp.nanosec == STAMP % 10**9
+        np.testing.assert_array_equal(np.frombuffer(bytes(m.data), np.uint8).reshape(48, 64), r.labels)
+
+
 def test_rosbags_messages_deserialise_in_rclpy():
     """rosbags builds and serialises the same messages; rclpy reads its CDR bytes back."""
     rclpy_types()
@@ -115,7 +127,7 @@ def test_rosbags_messages_deserialise_in_rclpy():
 def test_missing_outputs_and_bad_maps():
     t = rclpy_types()
     r = FrameResult(0, "f", (4, 4), "id", False)
-    for build in (descriptor_map_msg, keypoint_array_msg, correspondences_msg):
+    for build in (descriptor_map_msg, keypoint_array_msg, correspondences_msg, labels_msg):
         with pytest.raises(ValueError, match="no"):
             build(t, r)
     m = descriptor_map_msg(t, result())

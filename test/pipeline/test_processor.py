@@ -20,6 +20,7 @@ from dense_descriptor_ros.models import build_model
 from dense_descriptor_ros.models.config import ModelConfig
 from dense_descriptor_ros.pipeline import FrameError, FrameProcessor, PipelineConfig, Wanted, make_frame, resample_map
 from dense_descriptor_ros.runtime import DescriptorExtractor, DescriptorMap, ExtractorConfig
+from dense_descriptor_ros.runtime.part_probe import PartProbe
 
 from ..conftest import textured_image
 
@@ -152,6 +153,35 @@ def test_keypoints_located_and_lifted(extractor, images):
     k2 = p.process(frame(images[1], depth, k=None))
     assert k2.keypoints.found.all() and not k2.keypoints.xyz_valid.any() and np.isnan(k2.keypoints.xyz).all()
     assert any("camera info" in n for n in k2.notes)
+
+
+def _probe(extractor, model_id=None, dim=16) -> PartProbe:
+    """Class 1 where descriptor channel 0 is positive, else background."""
+    w = np.zeros((2, dim), np.float32)
+    w[1, 0] = 1.0
+    model = {"id": extractor.info.model_id if model_id is None else model_id}
+    return PartProbe(w, np.zeros(2, np.float32), ["background", "mug/body"], model)
+
+
+def test_labels_from_the_part_probe(extractor, images):
+    probe = _probe(extractor)
+    p = FrameProcessor(extractor, probe=probe)
+    r = p.process(frame(images[0]))
+    dmap = extractor.extract(images[0])
+    assert r.labels.shape == (H, W) and r.labels.dtype == np.uint8 and r.label_classes == probe.classes
+    # class 1 exactly where channel 0 of the map is positive, each cell nearest-upsampled over its pixels
+    cells = (dmap.descriptors[..., 0] > 0).astype(np.uint8)
+    np.testing.assert_array_equal(r.labels, np.kron(cells, np.ones((4, 4), np.uint8))[:H, :W])
+    assert 0 < r.labels.mean() < 1 and "labels" in r.timings_ms
+    assert p.process(frame(images[0]), Wanted(labels=False)).labels is None
+    assert FrameProcessor(extractor).process(frame(images[0])).labels is None  # no probe: no labels
+
+
+def test_a_probe_of_another_model_or_dimension_is_refused(extractor):
+    with pytest.raises(ValueError, match="fitted on model"):
+        FrameProcessor(extractor, probe=_probe(extractor, "0123456789abcdef"))
+    with pytest.raises(ValueError, match="D=8"):
+        FrameProcessor(extractor, probe=_probe(extractor, dim=8))
 
 
 def test_keypoints_of_another_model_are_refused(extractor):

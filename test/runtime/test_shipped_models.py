@@ -30,6 +30,22 @@ def test_a_shipped_folder_is_one_model_with_its_keypoints(folder):
     np.testing.assert_allclose(a, b, atol=1e-4)
 
 
+def test_the_shipped_part_probe_belongs_to_the_default_model():
+    """The labels output's probe (issue #15) was fitted on the shipped default model and labels its images."""
+    from dense_descriptor_ros.runtime.model_files import default_part_probe_path
+    from dense_descriptor_ros.runtime.part_probe import PartProbe
+
+    probe = PartProbe.load(default_part_probe_path())
+    info = probe_model(default_model_path("onnx"))
+    probe.check_model(info.model_id)
+    assert probe.descriptor_dim == info.descriptor_dim and probe.classes[0] == "background"
+    assert "mug/handle" in probe.classes and np.isfinite(probe.weight).all()
+    img = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    dmap = DescriptorExtractor.load(default_model_path("onnx"), ExtractorConfig(num_threads=1, warmup_iters=0))(img)
+    labels = probe.label_image(dmap.descriptors, (160, 120))
+    assert labels.shape == (120, 160) and int(labels.max()) < probe.num_classes
+
+
 def test_the_default_is_the_default_folder_and_the_shipped_files_are_small():
     assert default_model_path("onnx") == models_dir() / "default" / "model.onnx"
     total = sum(p.stat().st_size for p in models_dir().rglob("*") if p.is_file()) / 2**20

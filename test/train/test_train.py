@@ -192,3 +192,26 @@ def test_ddp_two_processes_gloo(image_dir, tmp_path):
     assert "2 replicas in sync" in r.stdout
     assert (tmp_path / "model.safetensors").is_file()
     assert load_checkpoint(Path(tmp_path))["step"] == 3
+
+
+def test_part_term_trains_saves_and_resumes(image_dir, tmp_path_factory, tmp_path):
+    """loss.part_weight: the synthetic half of a mixed batch carries part labels, the classifier trains beside the
+    network, lives in the checkpoint (not the model file) and resumes bit-exactly."""
+    from test.sim.simdata import tiny_dataset
+
+    root = tiny_dataset(tmp_path_factory)
+    extra = ["data.kind=mixed", f"data.synthetic_dir={root}", "data.synthetic_fraction=0.5", "loss.part_weight=1.0"]
+    full = train(tiny_cfg(image_dir, None, tmp_path / "full", steps=4, extra=extra), progress=False)
+    rows = [r for r in full.history if "loss/part_ce" in r]
+    assert rows and all(0.0 <= r["loss/part_acc"] <= 1.0 for r in rows)
+    ckpt = load_checkpoint(tmp_path / "full")
+    assert ckpt["part_head"]["head.weight"].shape[:2] == (26, 16)  # the tiny dataset's 26 part ids, D = 16
+    assert not any(k.startswith("head.weight") and v.shape[0] == 26
+                   for k, v in read_model_file(tmp_path / "full" / "model.safetensors")[0].state_dict().items())
+    cfg = tiny_cfg(image_dir, None, tmp_path / "part", steps=4, extra=extra)
+    assert train(cfg, stop_at=2, progress=False).interrupted
+    train(cfg, resume=tmp_path / "part", progress=False)
+    a, b = ckpt["part_head"], load_checkpoint(tmp_path / "part")["part_head"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="needs synthetic data"):
+        train(tiny_cfg(image_dir, None, tmp_path / "bad", extra=["loss.part_weight=1.0"]), progress=False)
