@@ -34,6 +34,18 @@ def labels_at_cells(labels: torch.Tensor, h: int, w: int, stride: int) -> torch.
     return labels[:, ys][:, :, xs]
 
 
+def class_weights(target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(C,) weights (n / (k * n_c))^0.5 for the k classes present among the n labels, 0 for absent ones: the square
+    root of inverse frequency (full inverse frequency lets a handful of cells of a rare class dominate a batch).
+
+    Shape: target (n,) int64 in [0, C)."""
+    counts = torch.bincount(target, minlength=num_classes).float()
+    present = counts > 0
+    w = torch.zeros(num_classes, device=target.device)
+    w[present] = (counts.sum() / (present.sum() * counts[present])).sqrt()
+    return w
+
+
 class PartClassificationLoss(nn.Module):
     """Cross-entropy of a linear (1x1 convolution) classifier of the descriptors against part labels.
 
@@ -41,18 +53,21 @@ class PartClassificationLoss(nn.Module):
         descriptor_dim: D. num_classes: C (the dataset's part ids, 0 = background).
         scale: the descriptors are L2-normalised models' unit vectors; logits = scale * (W d + b) lets a
             linear head reach confident probabilities on the unit sphere.
+        balance: weigh each class present in the batch by (labelled cells / (classes present * its cells))^0.5,
+            so that background and bodies do not drown the small parts (handles, rims); False: plain mean.
 
     Shape:
         desc: (B, D, h, w) at `stride`; labels: (B, H, W) int64 in [0, C) or IGNORE -> LossOutput (() loss,
         parts "part_ce" and "part_acc" over the labelled cells). No labelled cell: loss 0 (graph kept).
     """
 
-    def __init__(self, descriptor_dim: int, num_classes: int, scale: float = 10.0) -> None:
+    def __init__(self, descriptor_dim: int, num_classes: int, scale: float = 10.0, balance: bool = False) -> None:
         super().__init__()
         if num_classes < 2 or descriptor_dim < 1:
             raise ValueError(f"need num_classes >= 2 and descriptor_dim >= 1, got {num_classes}, {descriptor_dim}")
         self.head = nn.Conv2d(descriptor_dim, num_classes, 1)
         self.scale = float(scale)
+        self.balance = balance
 
     def forward(self, desc: torch.Tensor, labels: torch.Tensor, stride: int) -> LossOutput:
         check_shape(desc, ("B", self.head.in_channels, "h", "w"), "desc")
@@ -64,10 +79,11 @@ class PartClassificationLoss(nn.Module):
         if not bool(known.any()):
             zero = logits.sum() * 0.0
             return LossOutput(zero, {"part_ce": zero.detach(), "part_acc": torch.tensor(float("nan"))})
-        ce = F.cross_entropy(logits, target, ignore_index=IGNORE)
+        weight = class_weights(target[known], self.head.out_channels) if self.balance else None
+        ce = F.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE)
         with torch.no_grad():
             acc = (logits.argmax(1) == target)[known].float().mean()
         return LossOutput(ce, {"part_ce": ce.detach(), "part_acc": acc})
 
 
-__all__ = ["IGNORE", "PartClassificationLoss", "labels_at_cells"]
+__all__ = ["IGNORE", "PartClassificationLoss", "class_weights", "labels_at_cells"]

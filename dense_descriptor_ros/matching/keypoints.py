@@ -73,6 +73,22 @@ class ReferenceKeypoints:
     def descriptor_dim(self) -> int:
         return int(self.descriptors.shape[1])
 
+    def prototypes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every keypoint's per-instance descriptors (its `sources`), or its mean where it has none.
+
+        Returns (P, D) float32 prototypes (re-normalised if the model normalises) and (P,) int64 owner: the row
+        of `names` each belongs to, ascending."""
+        protos, owner = [], []
+        for k, src in enumerate(self.sources):
+            rows = [np.asarray(s["descriptor"], np.float32) for s in src if s.get("descriptor") is not None]
+            rows = [r for r in rows if r.shape == (self.descriptor_dim,) and np.isfinite(r).all()]
+            protos += rows or [self.descriptors[k]]
+            owner += [k] * (len(rows) or 1)
+        p = np.stack(protos).astype(np.float32)
+        if self.model.get("normalize"):
+            p = _normalise_rows(p)
+        return p, np.asarray(owner, np.int64)
+
     @property
     def model_id(self) -> str:
         return str(self.model.get("id", ""))
@@ -230,7 +246,8 @@ def locate_keypoints(reference: ReferenceKeypoints, dmap: DescriptorMap, *,
                      method: Literal["ratio", "softmax"] = "ratio", min_confidence: float = 0.2,
                      max_distance: float = float("inf"), radius: float = 12.0, temperature: float = 0.05,
                      mask: np.ndarray | None = None, subpixel: bool = True,
-                     on_model_mismatch: Literal["error", "warn"] = "error") -> LocatedKeypoints:
+                     on_model_mismatch: Literal["error", "warn"] = "error",
+                     prototypes: Literal["mean", "sources"] = "mean") -> LocatedKeypoints:
     """Best match of every reference keypoint in a frame, with a confidence.
 
     Args:
@@ -244,6 +261,10 @@ def locate_keypoints(reference: ReferenceKeypoints, dmap: DescriptorMap, *,
             (rejects objects that are absent, where the ratio can still be good).
         mask: optional bool mask ((H, W) image or (h, w) map): only pixels inside are candidates.
         subpixel: quadratic fit + Gauss-Newton refinement around the best cell.
+        prototypes: "mean": one descriptor per keypoint (the file's mean over its instances); "sources": each
+            instance's own descriptor is a prototype and a pixel's distance to the keypoint is the smallest over
+            them (issue #15: one mean is not enough when instances differ), the confidence taken on that
+            distance map and the refinement against the prototype that matched.
     """
     reference.check_model(dmap.model_id, on_model_mismatch)
     if reference.descriptor_dim != dmap.descriptor_dim:
@@ -251,13 +272,26 @@ def locate_keypoints(reference: ReferenceKeypoints, dmap: DescriptorMap, *,
     desc = dmap.descriptors.astype(np.float32, copy=False)
     h, w, dim = desc.shape
     k = len(reference.names)
-    q = reference.descriptors
-    d2 = pairwise_sqdist(q, desc.reshape(h * w, dim))  # (K, h*w)
+    if prototypes == "sources":
+        protos, owner = reference.prototypes()
+        d2p = pairwise_sqdist(protos, desc.reshape(h * w, dim))  # (P, h*w)
+        starts = np.searchsorted(owner, np.arange(k))
+        d2 = np.minimum.reduceat(d2p, starts, axis=0)  # (K, h*w): the nearest prototype of each keypoint
+    elif prototypes == "mean":
+        d2p = None
+        d2 = pairwise_sqdist(reference.descriptors, desc.reshape(h * w, dim))  # (K, h*w)
+    else:
+        raise ValueError(f"prototypes must be 'mean' or 'sources', got {prototypes!r}")
     if mask is not None:
         d2[:, ~mask_to_map(mask, dmap).ravel()] = np.inf
     rows = np.arange(k)
     best = d2.argmin(1)
     d1 = d2[rows, best]
+    if d2p is None:
+        q = reference.descriptors
+    else:  # the prototype of each keypoint that is nearest at its best cell
+        cand = np.where(owner[:, None] == rows[None, :], d2p[:, best], np.inf)  # (P, K)
+        q = protos[cand.argmin(0)]
     has = np.isfinite(d1)
     bi, bj = best // w, best % w
     # Cells within `radius` pixels of the best one: a disc of offsets (pixels, so anisotropic strides

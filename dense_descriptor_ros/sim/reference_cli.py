@@ -58,13 +58,14 @@ def _from_sim(args: argparse.Namespace) -> int:
     try:
         t0 = time.perf_counter()
         err = keypoint_transfer_errors(extractor, ref, args.data, args.category, args.eval_split,
-                                       max_views=args.max_views or None, min_confidence=args.min_confidence)
+                                       max_views=args.max_views or None, min_confidence=args.min_confidence,
+                                       locate_options={"prototypes": args.prototypes})
         t_eval = time.perf_counter() - t0
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"\ntransfer to the {args.eval_split!r} split: {len(err.views)} views ({t_eval:.1f} s); error to the "
           f"nearest visible same-named keypoint of any {args.category} in the view; 3D error from the view's depth "
-          f"under the located pixel; min confidence {args.min_confidence:g}")
+          f"under the located pixel; min confidence {args.min_confidence:g}; prototypes {args.prototypes}")
     print(err.table(ref))
     return 0
 
@@ -93,6 +94,9 @@ def register_from_sim(keypoints_subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--max-views", type=int, default=200, help="views to evaluate at most, 0 = all (default 200)")
     f.add_argument("--min-confidence", type=float, default=0.0,
                    help="locate confidence threshold; below it a keypoint is a miss (default 0)")
+    f.add_argument("--prototypes", choices=("mean", "sources"), default="mean",
+                   help="evaluate with the mean descriptor of each keypoint (what the node uses) or with the nearest "
+                        "of its instances' own descriptors (default mean)")
     f.add_argument("--no-eval", action="store_true", help="only write the file")
     f.add_argument("--device", default="cpu", help="torch device for .safetensors/.pt models")
     f.add_argument("--providers", default="cpu", help="ONNX Runtime providers in order, e.g. cuda,cpu")

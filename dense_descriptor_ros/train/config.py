@@ -113,6 +113,9 @@ class LossConfig:
     part_weight: float = 0.0
     # Logit scale of that classifier (descriptors are unit vectors).
     part_scale: float = 10.0
+    # Weigh the part term's classes by the square root of their inverse frequency in each batch, so that the
+    # background and the bodies do not drown the small parts (handles, rims).
+    part_balance: bool = False
 
     def __post_init__(self) -> None:
         if self.name not in LOSS_NAMES:

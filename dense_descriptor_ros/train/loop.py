@@ -101,7 +101,7 @@ def build_part_loss(cfg: TrainConfig) -> nn.Module | None:
     from ..sim.dataset import SyntheticDataset
 
     parts = SyntheticDataset(cfg.data.synthetic_dir).parts
-    return PartClassificationLoss(cfg.model.descriptor_dim, max(parts) + 1, cfg.loss.part_scale)
+    return PartClassificationLoss(cfg.model.descriptor_dim, max(parts) + 1, cfg.loss.part_scale, cfg.loss.part_balance)
 
 
 def initial_weights(path: str | Path, model: ModelConfig) -> dict[str, torch.Tensor]:

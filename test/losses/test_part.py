@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dense_descriptor_ros.losses.part import IGNORE, PartClassificationLoss, labels_at_cells
+from dense_descriptor_ros.losses.part import IGNORE, PartClassificationLoss, class_weights, labels_at_cells
 
 
 def test_labels_at_cell_centres():
@@ -45,7 +45,7 @@ def test_loss_at_init_and_one_batch_overfits():
     torch.nn.init.zeros_(loss.head.bias)
     desc = torch.nn.functional.normalize(torch.randn(1, 8, 3, 3), dim=1)
     labels = torch.randint(0, 5, (1, 3, 3))
-    assert float(loss(desc, labels, 1).loss) == pytest.approx(torch.log(torch.tensor(5.0)).item(), rel=1e-5)
+    assert float(loss(desc, labels, 1).loss.detach()) == pytest.approx(torch.log(torch.tensor(5.0)).item(), rel=1e-5)
     opt = torch.optim.Adam(loss.parameters(), lr=0.1)
     for _ in range(300):
         opt.zero_grad()
@@ -54,6 +54,29 @@ def test_loss_at_init_and_one_batch_overfits():
         opt.step()
     # 9 points in general position in 8-D: any labelling is linearly separable
     assert float(out.parts["part_acc"]) == 1.0
+
+
+def test_class_weights_by_hand():
+    # 6 background, 2 handle, class 2 absent: n = 8, k = 2 -> sqrt(8 / (2 * 6)), sqrt(8 / (2 * 2)), 0
+    w = class_weights(torch.tensor([0, 0, 0, 0, 0, 0, 1, 1]), 3)
+    assert w.tolist() == pytest.approx([(8 / 12) ** 0.5, 2 ** 0.5, 0.0])
+
+
+def test_balance_raises_the_rare_class_share_of_the_gradient():
+    """The same logits: with balance the rare class's cells weigh more in the loss than without."""
+    torch.manual_seed(0)
+    desc = torch.randn(1, 4, 4, 4)
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, 0, 0] = 1  # one rare cell among 16
+    plain, balanced = PartClassificationLoss(4, 2), PartClassificationLoss(4, 2, balance=True)
+    balanced.load_state_dict(plain.state_dict())
+    grads = []
+    for loss in (plain, balanced):
+        d = desc.clone().requires_grad_(True)
+        loss(d, labels, 1).loss.backward()
+        g = d.grad.abs().sum(1)[0]
+        grads.append(float(g[0, 0] / g.sum()))
+    assert grads[1] > 2 * grads[0]
 
 
 def test_bad_inputs():

@@ -86,6 +86,26 @@ class TestLocate:
         loc = locate_keypoints(ref, as_map(field), mask=np.zeros((90, 120), bool))
         assert not loc.found.any() and np.isnan(loc.distance).all() and (loc.confidence == 0).all()
 
+    def test_prototypes_from_sources(self, field):
+        """Two instances whose descriptors of a point differ: their mean matches neither, each instance's own
+        prototype ("sources") finds its point exactly, in a frame that shows the second instance."""
+        a = annotate_keypoints(as_map(field), {"p": (30.0, 40.0)}, MODEL, "mug", image="a.png")
+        b = annotate_keypoints(as_map(field), {"p": (90.0, 20.0)}, MODEL, "mug", image="b.png")
+        both = average_keypoints([a, b])
+        assert len(both.sources[0]) == 2
+        protos, owner = both.prototypes()
+        assert protos.shape == (2, 16) and owner.tolist() == [0, 0]
+        frame = np.array(field)
+        frame[:, :60] = smooth_field(90, 60, sigma=3.0, seed=9)  # instance a's point is gone, b's is there
+        loc = locate_keypoints(both, as_map(frame), prototypes="sources", min_confidence=0.3)
+        assert loc.found.all()
+        np.testing.assert_allclose(loc.uv[0], [90.0, 20.0], atol=0.05)
+        assert loc.distance[0] < 1e-3  # refined against the prototype that matched, not the mean
+        mean = locate_keypoints(both, as_map(frame), min_confidence=0.0)
+        assert mean.distance[0] > 0.5
+        with pytest.raises(ValueError, match="prototypes"):
+            locate_keypoints(both, as_map(frame), prototypes="median")
+
     def test_model_mismatch(self, field, ref):
         other = as_map(field, model_id="other")
         with pytest.raises(ModelMismatchError, match="re-annotate"):
