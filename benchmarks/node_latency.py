@@ -128,9 +128,6 @@ def main() -> int:
     os.environ.update(e)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
-
-    from dense_descriptor_ros import msg as m
 
     rclpy.init()
     probe = rclpy.create_node("latency_probe")
@@ -142,10 +139,11 @@ def main() -> int:
             arrivals[st][key] = probe.get_clock().now().nanoseconds
         return cb
 
-    types = {"descriptors": m.DescriptorMap, "pca": Image, "keypoints": m.KeypointArray,
-             "correspondences": m.Correspondences, "labels": Image}
+    from dense_descriptor_ros.node.descriptor_node import message_class
+    from dense_descriptor_ros.pipeline.outputs import OUTPUT_TYPES
+
     topics = output_topics()
-    subs = [probe.create_subscription(types[k], topics[k], keep(k), 50) for k in args.outputs]
+    subs = [probe.create_subscription(message_class(OUTPUT_TYPES[k]), topics[k], keep(k), 50) for k in args.outputs]
     from diagnostic_msgs.msg import DiagnosticArray
 
     diag: dict[str, str] = {}

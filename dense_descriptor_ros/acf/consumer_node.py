@@ -106,10 +106,10 @@ class AcfConsumerNode(Node):
                                      QoSProfile(depth=30, reliability=ReliabilityPolicy.BEST_EFFORT))
         self._sub = self.create_subscription(ddr_msg.KeypointArray, opts.keypoints_topic, self._on_keypoints, qos)
         self._labels: dict[int, np.ndarray] = {}  # stamp (ns) -> label image, the last LABELS_KEPT
-        # stamp -> (keypoints, latency, arrival) waiting for their label image (at most LABELS_WAIT_S)
+        # stamp -> (keypoints, latency, arrival) waiting for their label image (at most LABELS_WAIT_S), in order
         self._pending: dict[int, tuple[Any, float, float]] = {}
         if opts.labels_topic:
-            self.create_timer(LABELS_WAIT_S / 2, self._flush_pending)
+            self.create_timer(LABELS_WAIT_S / 2, self._drain)
             # created before the keypoints subscription, for the same reason as the camera pose: the node
             # publishes a frame's labels before its keypoints
             self.create_subscription(Image, opts.labels_topic, self._on_labels, qos)
@@ -162,15 +162,10 @@ class AcfConsumerNode(Node):
                                       f"{msg.width}x{msg.height} step {msg.step}", throttle_duration_sec=5.0)
             return
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        labels = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
-        waiting = self._pending.pop(stamp, None)
-        if waiting is not None:  # its keypoints came first
-            if not self.done:
-                self._handle(waiting[0], stamp, waiting[1], labels)
-            return
-        self._labels[stamp] = labels
+        self._labels[stamp] = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width)
         if len(self._labels) > LABELS_KEPT:
             del self._labels[next(iter(self._labels))]
+        self._drain()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -191,19 +186,26 @@ class AcfConsumerNode(Node):
         # the time the callback runs, which a backlog in this process would add
         published = self._published.get(stamp)
         latency = (info["received_timestamp"] - published) * 1e-6 if published else math.nan
-        if self.options.labels_topic and stamp not in self._labels:
-            # its label image is still on the way (another topic, no ordering between them): wait a little
+        if self.options.labels_topic:
+            # its label image travels on another topic with no ordering between them: queue the keypoints
+            # (in arrival order, which the temporal filter needs) until it is there or LABELS_WAIT_S passed
             self._pending[stamp] = (msg, latency, time.monotonic())
+            self._drain()
             return
-        self._handle(msg, stamp, latency, self._labels.pop(stamp, None))
+        self._handle(msg, stamp, latency, None)
 
-    def _flush_pending(self, max_age_s: float = LABELS_WAIT_S) -> None:
-        """Process keypoints that waited longer than `max_age_s` for their label image, without a mask."""
+    def _drain(self, max_age_s: float = LABELS_WAIT_S) -> None:
+        """Process the queued keypoints in order: the oldest with its label image, or without a mask once it
+        waited `max_age_s`; stop at the first that may still get its image."""
         now = time.monotonic()
-        for stamp in [k for k, (_, _, t) in self._pending.items() if now - t >= max_age_s]:
-            msg, latency, _ = self._pending.pop(stamp)
+        while self._pending:
+            stamp, (msg, latency, t) = next(iter(self._pending.items()))
+            labels = self._labels.pop(stamp, None)
+            if labels is None and now - t < max_age_s:
+                return
+            del self._pending[stamp]
             if not self.done:
-                self._handle(msg, stamp, latency, None)
+                self._handle(msg, stamp, latency, labels)
 
     def _handle(self, msg, stamp: int, latency: float, labels: np.ndarray | None) -> None:
         points = {kp.name: np.array([kp.position.x, kp.position.y, kp.position.z]) for kp in msg.keypoints}
@@ -250,7 +252,7 @@ class AcfConsumerNode(Node):
 
     def finish(self, out_dir: str | Path | None = None) -> list[str]:
         """Summary lines; with `out_dir` also the CSV, plot and JSON (HandleFrameConsumer.finish)."""
-        self._flush_pending(0.0)
+        self._drain(0.0)
         diag = self.diagnostics_line()
         return self.consumer.finish(out_dir, [diag] if diag else [],
                                     {"descriptor_node_diagnostics": self.diagnostics})

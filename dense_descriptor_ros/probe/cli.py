@@ -49,19 +49,19 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def model_identity(method) -> dict:
-    """The descriptor model's identity for the probe file (empty for baselines and random weights)."""
+def method_model(method) -> dict:
+    """The identity block of the model a method runs (as in keypoint files), for its probe file; empty for
+    baselines and random weights, which no node loads."""
+    from ..matching.keypoints import model_identity
     from ..runtime.model_files import ModelFileError, probe_model
 
     file = method.info.get("file")
     if not file:
         return {}
     try:
-        info = probe_model(file)
+        return model_identity(probe_model(file))
     except ModelFileError:
         return {"file": str(file)}
-    return {"id": info.model_id, "name": info.name, "version": info.version,
-            "descriptor_dim": info.descriptor_dim, "normalize": info.normalize}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             x, y = collect_samples(m, train, train_views, space, args.per_class, args.seed, device, bar)
             notes = (f"linear probe on {args.data} (train split): {len(train_views)} views, {len(y)} pixels "
                      f"(<= {args.per_class} per class and view), weight decay {args.weight_decay}, seed {args.seed}")
-            probe = fit_probe(x, y, space.classes, args.weight_decay, model=model_identity(m), notes=notes)
+            probe = fit_probe(x, y, space.classes, args.weight_decay, model=method_model(m), notes=notes)
             conf = score_probe(m, probe, test, test_views, space, device, bar)
             safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in m.name)
             probe.save(args.out / f"probe_{safe}.safetensors")
@@ -126,4 +126,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["register", "run", "model_identity"]
+__all__ = ["method_model", "register", "run"]
