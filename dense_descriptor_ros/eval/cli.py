@@ -31,12 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "keypoint transfer; augmentations of held-out photos; real photographs under viewpoint and "
                     "illumination change and a real stereo pair with ground-truth disparity). Writes report.json, "
                     "report.md, pairs.json, plots and visualisations to --out.")
-    p.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE",
-                   help="a trained model (.safetensors or checkpoint .pt); repeat for several")
-    p.add_argument("--baselines", nargs="*", default=[], metavar="B",
-                   help="rootsift[:STRIDE], rgb, lab, pretrained:<arch> (the untrained pretrained encoder's "
-                        "hypercolumn: pretrained:effnet_lite0), random:<arch>[:D] (arch: " + ", ".join(ARCHITECTURES)
-                        + "), or 'all'")
+    add_method_arguments(p)
     p.add_argument("--data", nargs="+", default=[], metavar="D",
                    help="synthetic dataset folders (from `sim generate`) and/or image folders "
                         "('samples_heldout' = the held-out scikit-image photos); default: the sources "
@@ -55,10 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="size of the augmentation views (default 320x240; synthetic pairs keep the "
                         "data's size)")
     p.add_argument("--seed", type=int, default=0, help="pair list seed (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch intra-op threads (default: library default; on a busy machine 1 can be "
-                        "several times faster than contended OpenMP threads)")
     p.add_argument("--no-matching", action="store_true", help="skip the coarse vs refined matcher evaluation")
     p.add_argument("--no-figures", action="store_true", help="JSON and markdown only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,6 +59,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _fail(msg: str) -> int:
     print(f"dense-descriptor eval: error: {msg}", file=sys.stderr)
     return 2
+
+
+def add_method_arguments(p: argparse.ArgumentParser) -> None:
+    """The methods a scoring command compares (--model, --baselines) and where they run (--device, --threads):
+    one set of options for `eval`, `probe` and `rotation`; `methods_from_args` builds them."""
+    p.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE",
+                   help="a trained model (.safetensors, checkpoint .pt or .onnx); repeat for several")
+    p.add_argument("--baselines", nargs="*", default=[], metavar="B",
+                   help="rootsift[:STRIDE], rgb, lab, pretrained:<arch> (the untrained pretrained encoder's "
+                        "hypercolumn: pretrained:effnet_lite0), random:<arch>[:D] (arch: " + ", ".join(ARCHITECTURES)
+                        + "), or 'all'")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads (default: library default; on a busy machine 1 can be "
+                        "several times faster than contended OpenMP threads)")
+
+
+def methods_from_args(args: argparse.Namespace, what: str = "evaluate"):
+    """(methods, torch device) from the options of `add_method_arguments`; sets the torch threads.
+
+    Raises:
+        MethodError: nothing to `what`, an unknown method or model file, a missing CUDA device, or two methods
+            with the same name.
+    """
+    import torch
+
+    from .methods import MethodError, build_method
+
+    specs = list(args.model)
+    for b in args.baselines:
+        specs += list(ALL_BASELINES) if b == "all" else [b]
+    if not specs:
+        raise MethodError(f"nothing to {what}: give --model FILE and/or --baselines")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        raise MethodError(f"--device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MethodError("--device cuda but CUDA is not available")
+    methods = [build_method(s, device) for s in dict.fromkeys(specs)]
+    if len({m.name for m in methods}) != len(methods):
+        raise MethodError("two methods have the same name; name them with --model NAME=FILE")
+    return methods, device
 
 
 def _split_sources(data: list[str]) -> tuple[str | None, str | None]:
@@ -92,30 +128,15 @@ def _split_sources(data: list[str]) -> tuple[str | None, str | None]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .methods import MethodError, build_method
+    from .methods import MethodError
     from .pairs import REAL_SETS, SYNTHETIC_SETS, PairError, PairList, PairLoader, make_pair_list, open_synthetic
     from .report import write_report
     from .runner import evaluate
 
-    specs = list(args.model)
-    for b in args.baselines:
-        specs += list(ALL_BASELINES) if b == "all" else [b]
-    if not specs:
-        return _fail("nothing to evaluate: give --model FILE and/or --baselines")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     try:
-        device = torch.device(args.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            return _fail("--device cuda but CUDA is not available")
-    except RuntimeError as e:
-        return _fail(f"--device: {e}")
-    try:
-        methods = [build_method(s, device) for s in dict.fromkeys(specs)]
+        methods, device = methods_from_args(args)
     except MethodError as e:
         return _fail(str(e))
-    if len({m.name for m in methods}) != len(methods):
-        return _fail("two methods have the same name; name them with --model NAME=FILE")
     try:
         synthetic, images = _split_sources(args.data)
         if args.pairs is not None:
@@ -159,4 +180,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["ALL_BASELINES", "register", "run"]
+__all__ = ["ALL_BASELINES", "add_method_arguments", "methods_from_args", "register", "run"]

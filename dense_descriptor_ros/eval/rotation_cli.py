@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..cli_args import int_at_least, size_hw
+from .cli import add_method_arguments
 
 _positive = int_at_least(1)
 
@@ -22,11 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "on the same points: PCK@3/@5 of the best match over the whole rotated view, and the "
                     "repeatability of the distinctiveness + NMS detector on the method's own maps. Writes "
                     "report.md, report.json and rotation_curve.png to --out.")
-    p.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE",
-                   help="a trained model (.safetensors, .pt or .onnx); repeat for several")
-    p.add_argument("--baselines", nargs="*", default=[], metavar="B",
-                   help="baselines as in `dense-descriptor eval` (rootsift, rgb, lab, pretrained:<arch>, "
-                        "random:<arch>[:D])")
+    add_method_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--angles", type=float, nargs="+", default=None, metavar="DEG",
                    help="angles in degrees, the first one the reference (default 0 15 30 45 60 90 120 150 180)")
@@ -35,8 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=size_hw, default=(240, 320), metavar="WxH", help="view size (default 320x240)")
     p.add_argument("--points", type=_positive, default=200, help="query points per photo and angle (default 200)")
     p.add_argument("--seed", type=int, default=0, help="point seed (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: library default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -94,27 +89,20 @@ def write_report(summary: dict, meta: dict, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from ..data.image_folder import list_images, load_rgb
-    from .methods import MethodError, build_method
+    from .cli import methods_from_args
+    from .methods import MethodError
     from .pairs import image_folder
     from .rotation import ANGLES, CANVAS, REPEAT_PX, evaluate_rotation
 
-    specs = list(args.model) + list(args.baselines)
-    if not specs:
-        return _fail("nothing to evaluate: give --model FILE and/or --baselines")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     angles = tuple(args.angles) if args.angles else ANGLES
     try:
-        methods = [build_method(s, args.device) for s in dict.fromkeys(specs)]
+        methods, device = methods_from_args(args)
         folder = image_folder(args.images)
     except (MethodError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
-    if len({m.name for m in methods}) != len(methods):
-        return _fail("two methods have the same name; name them with --model NAME=FILE")
     h, w = args.size
     canvas_hw = (round(h * CANVAS), round(w * CANVAS))
     canvases = [c for p in list_images(folder) if (c := load_rgb(p, canvas_hw)) is not None]
@@ -122,11 +110,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"no readable image in {folder}")
     args.out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(canvases) * len(angles), desc="rotation", unit="pair", disable=args.no_progress) as bar:
-        res = evaluate_rotation(methods, canvases, (h, w), angles, args.points, args.seed, args.device, bar)
+        res = evaluate_rotation(methods, canvases, (h, w), angles, args.points, args.seed, device, bar)
     summary = res.summary()
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "images": str(args.images),
             "photos": len(canvases), "size": f"{w}x{h}", "points": args.points, "seed": args.seed,
-            "tolerance_px": REPEAT_PX, "device": str(args.device),
+            "tolerance_px": REPEAT_PX, "device": str(device),
             "argv": ["rotation"] + sys.argv[2:] if sys.argv[1:2] == ["rotation"] else []}
     write_report(summary, meta, args.out)
     last = f"{angles[-1]:g}"

@@ -130,17 +130,13 @@ class FrameProcessor:
                  config: PipelineConfig | None = None, probe: PartProbe | None = None) -> None:
         self.extractor = extractor
         self.config = config or PipelineConfig()
-        if reference is not None:
-            reference.check_model(extractor.info.model_id)
-            if reference.descriptor_dim != extractor.info.descriptor_dim:
-                raise ValueError(f"keypoint file has D={reference.descriptor_dim}, the model "
-                                 f"D={extractor.info.descriptor_dim}")
+        for what, companion in (("keypoint file", reference), ("part probe", probe)):
+            if companion is not None:  # made with this model, at its descriptor dimension
+                companion.check_model(extractor.info.model_id)
+                if companion.descriptor_dim != extractor.info.descriptor_dim:
+                    raise ValueError(f"{what} has D={companion.descriptor_dim}, the model "
+                                     f"D={extractor.info.descriptor_dim}")
         self.reference = reference
-        if probe is not None:
-            probe.check_model(extractor.info.model_id)
-            if probe.descriptor_dim != extractor.info.descriptor_dim:
-                raise ValueError(f"part probe has D={probe.descriptor_dim}, "
-                                 f"the model D={extractor.info.descriptor_dim}")
         self.probe = probe
         self.colorizer = PcaColorizer()
         self._anchor: _Previous | None = None

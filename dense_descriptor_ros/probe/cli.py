@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..cli_args import int_at_least
+from ..eval.cli import add_method_arguments
 
 _positive = int_at_least(1)
 
@@ -22,11 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "views (split test: instances never trained on). Writes report.md, report.json, "
                     "probe_examples.png and one probe_<method>.safetensors per method to --out; a model's probe "
                     "can be given to the node (part_probe_file).")
-    p.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE",
-                   help="a trained model (.safetensors, .pt or .onnx); repeat for several")
-    p.add_argument("--baselines", nargs="*", default=[], metavar="B",
-                   help="baselines as in `dense-descriptor eval` (rgb, lab, rootsift, pretrained:<arch>, "
-                        "random:<arch>[:D])")
+    add_method_arguments(p)
     p.add_argument("--data", required=True, type=Path, help="synthetic dataset folder (from `sim generate`)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--train-views", type=_positive, default=120,
@@ -37,8 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training pixels per class and view (default 100)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 on the standardised weights (1e-4)")
     p.add_argument("--seed", type=int, default=0, help="view and pixel seed (default 0)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: library default)")
     p.add_argument("--no-figures", action="store_true", help="no probe_examples.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -65,30 +60,20 @@ def method_model(method) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
-    from ..eval.methods import MethodError, build_method
+    from ..eval.cli import methods_from_args
+    from ..eval.methods import MethodError
     from ..sim.dataset import SyntheticDataset
     from .fit import LabelSpace, collect_samples, draw_views, fit_probe, score_probe
     from .report import ProbeResult, write_probe_report
 
-    specs = list(args.model) + list(args.baselines)
-    if not specs:
-        return _fail("nothing to probe: give --model FILE and/or --baselines")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return _fail("--device cuda but CUDA is not available")
     try:
-        methods = [build_method(s, device) for s in dict.fromkeys(specs)]
+        methods, device = methods_from_args(args, "probe")
         train = SyntheticDataset(args.data, "train")
         test = SyntheticDataset(args.data, "test")
     except (MethodError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
-    if len({m.name for m in methods}) != len(methods):
-        return _fail("two methods have the same name; name them with --model NAME=FILE")
     if not len(train) or not len(test):
         return _fail(f"{args.data} needs scenes in the train and test splits "
                      f"(has {len(train)} and {len(test)})")
