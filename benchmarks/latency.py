@@ -9,6 +9,7 @@ coarse-to-fine against direct matching (speed, and accuracy on a known shift).
     .venv/bin/python benchmarks/latency.py [--threads 2] [--repeats 10] [--arch lite don_resnet34 ...]
         [--model trained.safetensors]   # a trained lite model for the matching part (else random init)
         [--model-file default=models/default/model.safetensors ...]   # model files timed beside the architectures
+        [--rotation-orders 4 8]   # and each model file lifted to C_N (rotation-invariant), with circular matching
 
 Random-init weights are used for timing (latency does not depend on the weights). Targets from the
 project's issue: lite on ONNX Runtime at 640x480 <= 40 ms and >= 9x faster than the reference;
@@ -195,6 +196,33 @@ def matching(threads: int, repeats: int, model_path: str | None, tmp: Path) -> N
           f"({slow / fast:.0f}x slower)")
 
 
+def rotation_costs(files: dict[str, str], orders: list[int], threads: int, repeats: int) -> None:
+    """What rotation invariance costs (issue #16): each model file in PyTorch at 320x240, plain and lifted to C_N
+    (`c<N>:` methods: N passes on the turned image, pooled), and circular matching of 300 keypoints on its map."""
+    from dense_descriptor_ros.eval.methods import lifted_method, model_method
+    from dense_descriptor_ros.rotation.circular import circular_descriptors, circular_match
+
+    torch.set_num_threads(threads)
+    img = torch.from_numpy(test_image(320, 240)).permute(2, 0, 1)[None].float() / 255
+    print("\nRotation invariance at 320x240 (PyTorch, eval.methods; ms/frame, x the plain model)")
+    for name, path in files.items():
+        plain = model_method(path, name)
+        base = time_ms(lambda plain=plain: plain.describe(img), repeats)
+        line = f"  {name}: plain {base:.1f} ms"
+        for n in orders:
+            m = lifted_method(plain, n)
+            ms = time_ms(lambda m=m: m.describe(img), max(3, repeats // 2))
+            line += f", c{n} {ms:.1f} ms ({ms / base:.1f}x)"
+        d = plain.describe(img)[0]
+        uv = torch.rand(300, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([319.0, 239.0])
+        ring = circular_descriptors(d, uv, plain.stride)
+        def ring_match(d=d, uv=uv, s=plain.stride, ring=ring):
+            return circular_match(circular_descriptors(d, uv, s), ring)
+
+        t_ring = time_ms(ring_match, repeats)
+        print(line + f"; circular descriptors + matching of 300 keypoints {t_ring:.1f} ms", flush=True)
+
+
 def _by_query(c) -> np.ndarray:
     """uv_b ordered by query position uv_a."""
     return c.uv_b[np.lexsort((c.uv_a[:, 1], c.uv_a[:, 0]))]
@@ -224,6 +252,8 @@ def main() -> None:
     p.add_argument("--no-spinning", action="store_true",
                    help="ONNX Runtime threads do not spin (ExtractorConfig.allow_spinning=False); much faster "
                         "when other processes load the cores")
+    p.add_argument("--rotation-orders", type=int, nargs="*", default=[], metavar="N",
+                   help="also time every --model-file lifted to C_N (e.g. 4 8) and circular matching (issue #16)")
     p.add_argument("--stat", choices=("median", "min"), default="median",
                    help="statistic over the repeats; min approximates an idle machine when others load it")
     args = p.parse_args()
@@ -258,6 +288,8 @@ def main() -> None:
                 print(f"{name} on ONNX Runtime at 320x240: {ms:.1f} ms (target <= 20 ms): "
                       f"{'PASS' if ms <= 20 else 'MISS'}; {ref / ms:.1f}x faster than {REFERENCE} "
                       f"(target >= 9x): {'PASS' if ref / ms >= 9 else 'MISS'}")
+            if args.rotation_orders and files:
+                rotation_costs(files, args.rotation_orders, args.threads, args.repeats)
         matching(args.threads, args.repeats, args.model, tmp)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 

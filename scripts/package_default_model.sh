@@ -40,7 +40,7 @@ cp runs/probe_default/report.md "$OUT/probe_report.md"
 # The fixed pairs every comparison is scored on: drawn (seeded) the first time, then kept.
 PAIRS=()
 [[ -f "$OUT/eval_pairs.json" ]] && PAIRS=(--pairs "$OUT/eval_pairs.json")
-BASELINES=(--baselines rootsift rgb lab pretrained:effnet_lite0 random:lite)
+BASELINES=(--baselines rootsift rootsift_oriented rgb lab pretrained:effnet_lite0 random:lite)
 $DD eval "${MODELS[@]}" "${BASELINES[@]}" "${PAIRS[@]}" \
     --data "$DATA" samples_heldout --out runs/eval_default --threads 1 --no-progress
 cp runs/eval_default/report.md "$OUT/eval_report.md"

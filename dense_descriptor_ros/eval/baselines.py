@@ -129,6 +129,76 @@ class DenseRootSIFT(nn.Module):
         return torch.sqrt(F.normalize(x, p=1, dim=1, eps=1e-12) + 1e-10)
 
 
+def _rotated_patches(gray: torch.Tensor, centres: torch.Tensor, angle: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Square patches of `gray` around `centres`, turned by `angle` (radians, array coordinates x right, y
+    down: the patch's x axis points along (cos a, sin a)), bilinear, mirrored beyond the border.
+
+    Shape:
+        gray (1, 1, H, W), centres (N, 2) pixel (x, y), angle (N,) -> (N, 1, patch_size, patch_size).
+    """
+    _, _, h, w = gray.shape
+    u = torch.arange(patch_size, device=gray.device, dtype=gray.dtype) - (patch_size - 1) / 2
+    vv, uu = torch.meshgrid(u, u, indexing="ij")
+    c, s = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    x = centres[:, 0, None, None] + c * uu - s * vv
+    y = centres[:, 1, None, None] + s * uu + c * vv
+    grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], -1)  # (N, P, P, 2)
+    n = centres.shape[0]
+    out = F.grid_sample(gray.expand(1, 1, h, w), grid.reshape(1, n * patch_size, patch_size, 2), mode="bilinear",
+                        padding_mode="reflection", align_corners=False)
+    return out.reshape(1, n, patch_size, patch_size).permute(1, 0, 2, 3)
+
+
+class OrientedDenseRootSIFT(nn.Module):
+    """RootSIFT with SIFT's rotation normalisation on every cell of a strided grid: the rotation-invariant anchor
+    of the rotation evaluation (issue #16).
+
+    Each cell's 32 x 32 patch is read upright, its dominant gradient orientation found (kornia's
+    PatchDominantGradientOrientation: 36-bin histogram of Gaussian-weighted gradients, smoothed, the peak), and the
+    patch read again turned by that orientation before kornia's SIFTDescriptor (rootsift). A turned image turns
+    every dominant orientation with it, so the descriptor stays (up to resampling) the same. Unlike
+    `DenseRootSIFT` (one convolution), it samples every patch: about 10x slower, an evaluation baseline only.
+
+    Shape:
+        (B, 3, H, W) float RGB in [0, 1] -> (B, 128, ceil(H / stride), ceil(W / stride)), unit L2 norm.
+    """
+
+    def __init__(self, stride: int = 4, patch_size: int = 32, chunk: int = 4096) -> None:
+        super().__init__()
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.stride, self.patch_size, self.chunk = stride, patch_size, chunk
+        self.orienter = kornia.feature.PatchDominantGradientOrientation(patch_size)
+        self.sift = kornia.feature.SIFTDescriptor(patch_size, rootsift=True)
+        self.requires_grad_(False)  # a fixed baseline (kornia's orienter smooths with a conv layer)
+
+    @property
+    def descriptor_dim(self) -> int:
+        return 128
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        _check_image(image)
+        b, _, h, w = image.shape
+        s = self.stride
+        hc, wc = -(-h // s), -(-w // s)
+        ys = (torch.arange(hc, device=image.device, dtype=torch.float32) + 0.5) * s - 0.5
+        xs = (torch.arange(wc, device=image.device, dtype=torch.float32) + 0.5) * s - 0.5
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        centres = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+        gray = kornia.color.rgb_to_grayscale(image.float())
+        out = []
+        for i in range(b):
+            descs = []
+            for c in centres.split(self.chunk):
+                upright = _rotated_patches(gray[i:i + 1], c, torch.zeros(len(c), device=c.device), self.patch_size)
+                # kornia measures the angle the other way round from our patch axes (tested: a turned image must
+                # give the same descriptor)
+                angle = -self.orienter(upright)
+                descs.append(self.sift(_rotated_patches(gray[i:i + 1], c, angle, self.patch_size)))
+            out.append(torch.cat(descs).T.reshape(self.descriptor_dim, hc, wc))
+        return F.normalize(torch.stack(out), dim=1)
+
+
 def rgb_descriptor(image: torch.Tensor) -> torch.Tensor:
     """Normalised RGB: each channel standardised with the ImageNet statistics the networks use.
 
@@ -183,4 +253,5 @@ class PretrainedHypercolumn(nn.Module):
         return F.normalize(hyper, dim=1)
 
 
-__all__ = ["PretrainedHypercolumn", "DenseRootSIFT", "orientation_histograms", "rgb_descriptor", "lab_descriptor"]
+__all__ = ["PretrainedHypercolumn", "DenseRootSIFT", "OrientedDenseRootSIFT", "orientation_histograms",
+           "rgb_descriptor", "lab_descriptor"]

@@ -67,9 +67,11 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", default=[], metavar="[NAME=]FILE",
                    help="a trained model (.safetensors, checkpoint .pt or .onnx); repeat for several")
     p.add_argument("--baselines", nargs="*", default=[], metavar="B",
-                   help="rootsift[:STRIDE], rgb, lab, pretrained:<arch> (the untrained pretrained encoder's "
-                        "hypercolumn: pretrained:effnet_lite0), random:<arch>[:D] (arch: " + ", ".join(ARCHITECTURES)
-                        + "), or 'all'")
+                   help="rootsift[:STRIDE], rootsift_oriented[:STRIDE] (rotation-normalised, slow), rgb, lab, "
+                        "pretrained:<arch> (the untrained pretrained encoder's hypercolumn: pretrained:effnet_lite0), "
+                        "random:<arch>[:D] (arch: " + ", ".join(ARCHITECTURES) + "), or 'all' (every one but "
+                        "rootsift_oriented); any method, --model too, as c<N>:METHOD is lifted to the rotation group "
+                        "C_N (N = 4, 8, 12, 16) and pooled: rotation-invariant, N times the cost")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch intra-op threads (default: library default; on a busy machine 1 can be "

@@ -13,6 +13,7 @@ what the best-match metrics search.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +24,13 @@ import torch.nn.functional as F
 
 from ..checks import check_shape
 from ..models import ARCHITECTURES, ModelConfig, build_model, load_model
-from .baselines import DenseRootSIFT, PretrainedHypercolumn, lab_descriptor, rgb_descriptor
+from .baselines import DenseRootSIFT, OrientedDenseRootSIFT, PretrainedHypercolumn, lab_descriptor, rgb_descriptor
 
 #: Baseline names `build_method` understands ("rootsift:<stride>" sets the grid stride, default 4;
-#: "pretrained:<arch>" the untrained hypercolumn of an architecture with pretrained weights).
-BASELINES = ("rootsift", "rgb", "lab", "pretrained")
+#: "pretrained:<arch>" the untrained hypercolumn of an architecture with pretrained weights;
+#: "rootsift_oriented[:<stride>]" RootSIFT with SIFT's rotation normalisation per cell, the rotation evaluation's
+#: anchor, about 10x slower).
+BASELINES = ("rootsift", "rootsift_oriented", "rgb", "lab", "pretrained")
 #: Seed of "random:<arch>" weights (fixed, so every run scores the same random network).
 RANDOM_SEED = 0
 
@@ -114,17 +117,21 @@ def pretrained_method(arch: str, device: str | torch.device = "cpu") -> Method:
 
 
 def baseline_method(name: str, device: str | torch.device = "cpu") -> Method:
-    """"rootsift[:stride]", "rgb", "lab" or "pretrained:<arch>"."""
+    """"rootsift[:stride]", "rootsift_oriented[:stride]", "rgb", "lab" or "pretrained:<arch>"."""
     base, _, arg = name.partition(":")
     if base == "pretrained":
         return pretrained_method(arg, device)
-    if base == "rootsift":
+    if base in ("rootsift", "rootsift_oriented"):
         try:
             stride = int(arg) if arg else 4
         except ValueError:
             raise MethodError(f"rootsift stride must be an integer, got {arg!r}") from None
         if stride < 1:
             raise MethodError(f"rootsift stride must be >= 1, got {stride}")
+        if base == "rootsift_oriented":
+            osift = OrientedDenseRootSIFT(stride).to(device)
+            return Method(name, osift, stride, osift.descriptor_dim, True, "baseline",
+                          {"patch_size": osift.patch_size, "stride": stride, "orientation": "dominant gradient"})
         sift = DenseRootSIFT(stride).to(device)
         return Method(name, sift, stride, sift.descriptor_dim, True, "baseline",
                       {"patch_size": sift.patch_size, "stride": stride})
@@ -173,15 +180,37 @@ def model_method(path: str | Path, name: str | None = None, device: str | torch.
     return _network_method(name or path.stem, net, "model", {"file": str(path)})
 
 
+def lifted_method(inner: Method, order: int) -> Method:
+    """`inner` made rotation-invariant by lifting it to C_N and pooling the orbit (`rotation.lifting`): N
+    forward passes on the turned image, so N times the cost."""
+    from ..rotation import OrbitLifter, group_pool
+
+    try:
+        lifter = OrbitLifter(inner.fn, inner.stride, order)
+    except ValueError as e:
+        raise MethodError(f"c{order}:{inner.name}: {e}") from None
+
+    def fn(image: torch.Tensor) -> torch.Tensor:
+        orbit, weight = lifter.orbit(image)
+        return group_pool(orbit, weight, normalize=inner.normalized)[None]
+
+    return Method(f"c{order}:{inner.name}", fn, inner.stride, inner.dim, inner.normalized, inner.kind,
+                  dict(inner.info, rotation_group=f"C{order} (orbit pooled, {order} passes)"))
+
+
 def build_method(spec: str, device: str | torch.device = "cpu") -> Method:
     """A Method from a specification.
 
     "NAME=PATH" or "PATH" (a model file: .safetensors, .pt or .onnx), a baseline ("rootsift",
     "rootsift:2", "rgb", "lab", "pretrained:effnet_lite0"), or "random:<arch>[:D]" (an architecture at random
     initialisation, D = 16 by default; the Dense Object Nets reference at its default dimension is
-    "random:don_resnet34:3").
+    "random:don_resnet34:3"). Any of them behind "c<N>:" (N = 4, 8, 12, 16) is lifted to the rotation group C_N
+    and pooled over it (rotation-invariant, N times the cost): "c8:default=models/default/model.safetensors".
     """
     spec = spec.strip()
+    lifted = re.fullmatch(r"c(\d+):(.+)", spec)
+    if lifted and not Path(spec).exists():
+        return lifted_method(build_method(lifted.group(2), device), int(lifted.group(1)))
     if spec.startswith("random:"):
         parts = spec.split(":")
         if len(parts) not in (2, 3):
@@ -206,4 +235,4 @@ def build_method(spec: str, device: str | torch.device = "cpu") -> Method:
 
 
 __all__ = ["BASELINES", "RANDOM_SEED", "Method", "MethodError", "build_method", "baseline_method", "pretrained_method",
-           "model_method", "onnx_method", "random_method"]
+           "model_method", "onnx_method", "random_method", "lifted_method"]

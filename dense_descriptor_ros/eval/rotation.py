@@ -8,10 +8,17 @@ the curve isolates rotation). For every method and angle:
 * PCK@3 / @5 and median error of the best match over the whole of B for the same seeded points of A;
 * repeatability of today's detector (`matching.detect.detect_keypoints`: distinctiveness of the method's own
   descriptor map + NMS): the share of A's detections whose rotated position lies within 3 px of a detection in
-  B, among those that land inside B.
+  B, among those that land inside B;
+* orientation from circular matching (`rotation.circular`): A's detections whose best match in B is correct
+  (within 3 px) are described by the method's descriptors on rings around them in both views, and the rings'
+  circular correlation gives the relative rotation; the share within 10 degrees of the true angle.
 
-RootSIFT (orientation histograms of a fixed grid, no rotation normalisation in its dense form here) and raw RGB
-are the anchors; a method that keeps >= 90% of its 0-degree PCK@3 up to 180 degrees is rotation-robust.
+The anchors: `rootsift_oriented` (RootSIFT with SIFT's rotation normalisation per cell), the grid RootSIFT (no
+orientation) and raw RGB. A method that keeps >= 90% of its 0-degree PCK@3 up to 180 degrees is rotation-robust.
+Any method lifted to a rotation group (`c8:METHOD`, `rotation.lifting`) is scored like the others.
+
+`rotated_pair` turns B's *window* by +angle over the photo, so B's content is turned by -angle in the convention
+of `rotation.lifting`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 
 from ..descriptor_map import DescriptorMap
 from ..matching.detect import detect_keypoints
+from ..rotation.circular import angle_difference, circular_descriptors, circular_match
 from .methods import Method
 from .metrics import best_match, pixel_errors
 from .real_pairs import CANVAS, RealPair, _apply_h, _pixel_grid
@@ -33,6 +41,8 @@ from .real_pairs import CANVAS, RealPair, _apply_h, _pixel_grid
 ANGLES = (0, 15, 30, 45, 60, 90, 120, 150, 180)
 #: Pixel tolerance of the repeatability (and of PCK@3).
 REPEAT_PX = 3.0
+#: Tolerance (degrees) of an orientation from circular matching.
+ORIENTATION_DEG = 10.0
 
 
 def rotated_pair(canvas: np.ndarray, size: tuple[int, int], angle_deg: float) -> RealPair:
@@ -88,10 +98,13 @@ class RotationResults:
     angles: list[float]
     errors: dict[str, dict[float, list[np.ndarray]]] = field(default_factory=dict)
     repeat: dict[str, dict[float, list[tuple[float, int]]]] = field(default_factory=dict)
+    orientation: dict[str, dict[float, list[np.ndarray]]] = field(default_factory=dict)  # degrees, per keypoint
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """method -> str(angle) -> pck@3, pck@5, median_px, repeatability (detections-weighted), n, and
-        the share of the 0-degree PCK@3 kept ('kept')."""
+        """method -> str(angle) -> pck@3, pck@5, median_px, repeatability (detections-weighted), n, the share
+        of the 0-degree PCK@3 kept ('kept'), and of circular matching: the share of correctly matched keypoints
+        whose orientation is within ORIENTATION_DEG ('orientation@10'), its median error in degrees and how many
+        keypoints that was ('orientation_n')."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for name, per in self.errors.items():
             rows = {}
@@ -104,6 +117,11 @@ class RotationResults:
                                     "median_px": float(np.median(e)) if e.size else float("nan"),
                                     "repeatability": sum(r * n for r, n in rep) / total if total else float("nan"),
                                     "n": int(e.size)}
+                o = np.concatenate(self.orientation[name][ang]) if self.orientation[name][ang] else np.zeros(0)
+                rows[f"{ang:g}"].update({f"orientation@{ORIENTATION_DEG:g}": float((o <= ORIENTATION_DEG).mean())
+                                         if o.size else float("nan"),
+                                         "orientation_median_deg": float(np.median(o)) if o.size else float("nan"),
+                                         "orientation_n": int(o.size)})
             base = rows[f"{self.angles[0]:g}"]["pck@3"]
             for r in rows.values():
                 r["kept"] = r["pck@3"] / base if base > 0 else float("nan")
@@ -117,6 +135,30 @@ def _as_map(desc: torch.Tensor, method: Method, size: tuple[int, int]) -> Descri
     return DescriptorMap(d, (float(method.stride),) * 2, (size[1], size[0]), method.name, method.normalized)
 
 
+def _orientation_errors(desc_a: torch.Tensor, desc_b: torch.Tensor, uv_a: np.ndarray, pair: RealPair,
+                        angle_deg: float, stride: int) -> np.ndarray:
+    """Degrees between the true angle and the circular matching's rotation, for each keypoint of A whose best
+    match in B is correct (within REPEAT_PX).
+
+    Shape: desc_a, desc_b (D, h, w); uv_a (K, 2) -> (K',)."""
+    h, w = pair.valid.shape
+    xi = np.clip(np.round(uv_a[:, 0]).astype(int), 0, w - 1)
+    yi = np.clip(np.round(uv_a[:, 1]).astype(int), 0, h - 1)
+    ok = pair.valid[yi, xi]
+    if not ok.any():
+        return np.zeros(0)
+    q = torch.from_numpy(uv_a[ok].astype(np.float32)).to(desc_a.device)
+    truth = torch.from_numpy(pair.map_ab[yi[ok], xi[ok]]).float()
+    bm = best_match(desc_a, desc_b, q, stride=stride)
+    good = (bm.valid.cpu() & (pixel_errors(bm.uv.cpu(), truth) <= REPEAT_PX)).to(desc_a.device)
+    if not good.any():
+        return np.zeros(0)
+    rot, _ = circular_match(circular_descriptors(desc_a, q[good], stride),
+                            circular_descriptors(desc_b, bm.uv[good].float(), stride))
+    # `rotated_pair` turns B's window by +angle over the photo, so B's content is turned by -angle
+    return np.degrees(angle_difference(rot.cpu().double(), -np.deg2rad(angle_deg)).numpy())
+
+
 def evaluate_rotation(methods: Sequence[Method], canvases: Iterable[np.ndarray], size: tuple[int, int] = (240, 320),
                       angles: Sequence[float] = ANGLES, points: int = 200, seed: int = 0,
                       device: str | torch.device = "cpu", progress=None) -> RotationResults:
@@ -128,6 +170,7 @@ def evaluate_rotation(methods: Sequence[Method], canvases: Iterable[np.ndarray],
     for m in methods:
         res.errors[m.name] = {a: [] for a in res.angles}
         res.repeat[m.name] = {a: [] for a in res.angles}
+        res.orientation[m.name] = {a: [] for a in res.angles}
     for pi, canvas in enumerate(canvases):
         for ai, ang in enumerate(res.angles):
             pair = rotated_pair(canvas, size, ang)
@@ -146,9 +189,11 @@ def evaluate_rotation(methods: Sequence[Method], canvases: Iterable[np.ndarray],
                 ka, _ = detect_keypoints(_as_map(da, m, size), max_keypoints=300)
                 kb, _ = detect_keypoints(_as_map(db, m, size), max_keypoints=300)
                 res.repeat[m.name][ang].append(repeatability(ka, kb, pair.map_ab, pair.valid))
+                res.orientation[m.name][ang].append(_orientation_errors(da[0], db[0], ka, pair, ang, m.stride))
             if progress is not None:
                 progress.update(1)
     return res
 
 
-__all__ = ["ANGLES", "CANVAS", "REPEAT_PX", "RotationResults", "evaluate_rotation", "repeatability", "rotated_pair"]
+__all__ = ["ANGLES", "CANVAS", "ORIENTATION_DEG", "REPEAT_PX", "RotationResults", "evaluate_rotation", "repeatability",
+           "rotated_pair"]

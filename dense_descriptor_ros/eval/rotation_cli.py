@@ -20,9 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "rotation", help="descriptors against in-plane rotation (PCK and repeatability per angle)",
         description="Rotate each held-out real photograph about its centre by each angle and score every method "
-                    "on the same points: PCK@3/@5 of the best match over the whole rotated view, and the "
-                    "repeatability of the distinctiveness + NMS detector on the method's own maps. Writes "
-                    "report.md, report.json and rotation_curve.png to --out.")
+                    "on the same points: PCK@3/@5 of the best match over the whole rotated view, the "
+                    "repeatability of the distinctiveness + NMS detector on the method's own maps, and the "
+                    "orientation that circular matching of correctly matched keypoints returns. Writes "
+                    "report.md, report.json and rotation_curve.png to --out. Rotation-invariant variants: "
+                    "--baselines rootsift_oriented, and c8:METHOD for any method (--model c8:NAME=FILE).")
     add_method_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--angles", type=float, nargs="+", default=None, metavar="DEG",
@@ -45,6 +47,12 @@ def _fmt(v: float) -> str:
     return "-" if v is None or math.isnan(v) else f"{v:.3f}"
 
 
+def _worst(rows: dict, key: str) -> float:
+    """The lowest finite value of `key` over the angles (NaN if none)."""
+    vals = [r[key] for r in rows.values() if not math.isnan(r[key])]
+    return min(vals) if vals else math.nan
+
+
 def write_report(summary: dict, meta: dict, out: Path) -> None:
     """report.json, report.md (PCK@3, share of the 0-degree PCK@3 kept, repeatability) and rotation_curve.png."""
     from ..fileio import atomic_write
@@ -58,8 +66,11 @@ def write_report(summary: dict, meta: dict, out: Path) -> None:
              f"{meta['photos']} held-out real photographs ({meta['images']}) at {meta['size']}, each rotated about its "
              f"centre; {meta['points']} points per photo and angle, best match over the whole rotated view; "
              f"repeatability of the distinctiveness + NMS detector within {meta['tolerance_px']:g} px.", ""]
-    for key, title in (("pck@3", "PCK@3"), ("kept", f"share of the {angles[0]} deg PCK@3 kept"),
-                       ("median_px", "median error (px)"), ("repeatability", "detector repeatability")):
+    for key, title in (("pck@3", "PCK@3"), ("kept", f"share of the {angles[0]} deg PCK@3 kept"), ("pck@5", "PCK@5"),
+                       ("median_px", "median error (px)"), ("repeatability", "detector repeatability"),
+                       ("orientation@10", "orientation from circular matching: share of correctly matched keypoints "
+                                          "within 10 deg"),
+                       ("orientation_median_deg", "orientation from circular matching: median error (deg)")):
         lines += [f"## {title}", "", head, sep]
         for name, rows in summary.items():
             lines.append(f"| {name} | " + " | ".join(_fmt(rows[a][key]) for a in angles) + " |")

@@ -117,8 +117,20 @@ class TestMethods:
         got = full[0, :, uv[:, 1].long(), uv[:, 0].long()].T
         assert full.shape == (1, 16, 48, 64) and torch.allclose(got, expect, atol=1e-6)
 
+    def test_rotation_lifted_and_oriented_specs(self):
+        img = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(1))
+        c4 = build_method("c4:rootsift")
+        assert (c4.name, c4.dim, c4.stride, c4.kind) == ("c4:rootsift", 128, 4, "baseline")
+        d = c4.describe(img)
+        assert d.shape == (1, 128, 10, 14)
+        # invariant under a right angle, which the plain grid RootSIFT is not
+        turned = c4.describe(torch.rot90(img, 1, dims=(2, 3)))
+        assert torch.allclose(torch.rot90(d, 1, dims=(2, 3)), turned, atol=1e-5)
+        o = build_method("rootsift_oriented")
+        assert (o.dim, o.stride) == (128, 4) and o.describe(img).shape == (1, 128, 10, 14)
+
     @pytest.mark.parametrize("spec", ["nope", "random:resnet99", "random:lite:x", "rootsift:-1", "rgb:2",
-                                      "m=/no/such/file.safetensors"])
+                                      "m=/no/such/file.safetensors", "c6:rgb", "c4:nope", "rootsift_oriented:0"])
     def test_bad_specs_are_user_errors(self, spec):
         with pytest.raises(MethodError):
             build_method(spec)

@@ -67,6 +67,18 @@ def test_curve_of_raw_rgb_is_flat_and_a_grid_descriptor_falls(canvas):
     assert s["rgb"]["0"]["kept"] == 1.0 and s["rgb"]["180"]["n"] == 60
 
 
+def test_lifted_and_oriented_methods_keep_the_curve_and_know_the_angle(canvas):
+    """The grid RootSIFT lifted to C4 and pooled is exactly invariant at 180 degrees (the same window turned), and
+    the rotation-normalised RootSIFT keeps its matches at any angle; the rings of both return the rotation."""
+    methods = [build_method("rootsift"), build_method("c4:rootsift"), build_method("rootsift_oriented")]
+    s = evaluate_rotation(methods, [canvas], (60, 80), angles=(0, 180), points=60, seed=0).summary()
+    assert s["rootsift"]["180"]["kept"] < 0.3
+    assert s["c4:rootsift"]["180"]["kept"] > 0.9 and s["rootsift_oriented"]["180"]["kept"] > 0.9
+    for name in ("c4:rootsift", "rootsift_oriented"):
+        assert s[name]["180"]["orientation_n"] > 5 and s[name]["180"]["orientation@10"] > 0.9
+        assert s[name]["0"]["orientation_median_deg"] < 1.0
+
+
 def test_command_end_to_end(tmp_path):
     from dense_descriptor_ros.cli import main
 
@@ -76,4 +88,5 @@ def test_command_end_to_end(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert set(report["methods"]["rgb"]) == {"0", "45"} and report["meta"]["photos"] >= 5
     assert (out / "rotation_curve.png").stat().st_size > 0 and "PCK@3" in (out / "report.md").read_text()
+    assert "orientation from circular matching" in (out / "report.md").read_text()
     assert main(["rotation", "--out", str(out)]) == 2
