@@ -29,6 +29,7 @@ from ..correspondence.sampling import sample_pairs
 from ..sim.dataset import SyntheticDataset, SyntheticView
 from ..sim.ground_truth import cross_instance
 from .base import PairItem
+from .canonical import canonical_targets
 
 #: categories whose canonical frame is visible, and the part that shows it (both instances must show it)
 FRAME_CUES: dict[str, str] = {"mug": "handle"}
@@ -63,6 +64,7 @@ class CrossInstancePairDataset:
         n_matches, nonmatches_per_match, background_fraction, min_nonmatch_distance: see sample_pairs.
         image_size: (H, W); only the stored size is supported (the canonical match is a pixel of B).
         part_labels: also return each view's part ids (PairItem.labels_a / labels_b).
+        canonical: also return each view's canonical (x, y, z, r) targets (PairItem.coords_a / coords_b).
     Raises:
         ValueError: unknown category or one without a frame cue, or the split holds fewer than two
             instances of every category to pair.
@@ -72,9 +74,11 @@ class CrossInstancePairDataset:
                  max_distance: float = 0.1, candidates: int = 2048, n_matches: int = 256,
                  nonmatches_per_match: int = 4, background_fraction: float = 0.5,
                  min_nonmatch_distance: float = 8.0, min_pixels: int = 400,
-                 image_size: tuple[int, int] | None = None, part_labels: bool = False) -> None:
+                 image_size: tuple[int, int] | None = None, part_labels: bool = False,
+                 canonical: bool = False) -> None:
         self.data = SyntheticDataset(root, split)
-        self.part_labels = part_labels
+        self.part_labels, self.canonical = part_labels, canonical
+        self.category_names = {int(k): c["name"] for k, c in self.data.categories.items()}
         if len(self.data) == 0:
             raise ValueError(f"{root}: no complete scenes in split {split!r}")
         known = {c["name"] for c in self.data.categories.values()}
@@ -165,7 +169,9 @@ class CrossInstancePairDataset:
                              mask_b=vb.instance.long() == inst_b, background_fraction=self.background_fraction,
                              min_nonmatch_distance=self.min_nonmatch_distance)
         labels = (va.part.long(), vb.part.long()) if self.part_labels else (None, None)
-        return PairItem(va.image().contiguous(), vb.image().contiguous(), pairs, *labels)
+        coords = tuple(canonical_targets(v.coords, v.category, self.category_names) if self.canonical else None
+                       for v in (va, vb))
+        return PairItem(va.image().contiguous(), vb.image().contiguous(), pairs, *labels, *coords)
 
 
 __all__ = ["FRAME_CUES", "CrossInstanceDraw", "CrossInstancePairDataset"]

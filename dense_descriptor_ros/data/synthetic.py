@@ -19,6 +19,7 @@ from ..geometry.camera import pixel_grid, view_angle_deg
 from ..geometry.reprojection import SYNTHETIC_ABS_TOL, interpolate_depth, reproject, reproject_points
 from ..sim.dataset import SPLITS, SyntheticDataset, SyntheticView  # re-exported: the reader lived here first
 from .base import PairItem
+from .canonical import canonical_targets
 
 
 def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -79,13 +80,15 @@ class SyntheticPairDataset:
             correspondences: see resized_correspondences).
         abs_tol, rel_tol: occlusion tolerance of the reprojection (synthetic default 1 mm).
         part_labels: also return each view's part ids (PairItem.labels_a / labels_b).
+        canonical: also return each view's canonical (x, y, z, r) targets (PairItem.coords_a / coords_b,
+            `data.canonical`).
     """
 
     def __init__(self, root: str | Path, split: str = "train", n_matches: int = 1024, nonmatches_per_match: int = 1,
                  image_size: tuple[int, int] | None = None, min_view_angle_deg: float = 15.0,
                  max_view_angle_deg: float = 180.0, background_fraction: float = 0.5,
                  min_nonmatch_distance: float = 8.0, abs_tol: float = SYNTHETIC_ABS_TOL,
-                 rel_tol: float = 0.0, part_labels: bool = False) -> None:
+                 rel_tol: float = 0.0, part_labels: bool = False, canonical: bool = False) -> None:
         self.data = SyntheticDataset(root, split)
         if len(self.data) == 0:
             raise ValueError(f"{root}: no complete scenes in split {split!r}")
@@ -96,7 +99,8 @@ class SyntheticPairDataset:
         self.min_angle, self.max_angle = min_view_angle_deg, max_view_angle_deg
         self.background_fraction, self.min_nonmatch_distance = background_fraction, min_nonmatch_distance
         self.abs_tol, self.rel_tol = abs_tol, rel_tol
-        self.part_labels = part_labels
+        self.part_labels, self.canonical = part_labels, canonical
+        self.category_names = {int(k): c["name"] for k, c in self.data.categories.items()}
 
     def __len__(self) -> int:
         return len(self.data)
@@ -118,8 +122,9 @@ class SyntheticPairDataset:
         g = torch.Generator().manual_seed(int(seed))
         scene = self.data.scenes[index % len(self.data)]
         ia, ib = self.pick_views(scene, g)
-        # only what training needs: colour, depth and the object masks (and the parts when asked for)
-        keys = ("rgb", "depth", "instance") + (("part",) if self.part_labels else ())
+        # only what training needs: colour, depth and the object masks (and the parts, coordinates when asked for)
+        keys = (("rgb", "depth", "instance") + (("part",) if self.part_labels else ())
+                + (("coords", "category") if self.canonical else ()))
         va, vb = (self.data.arrays(scene, i, keys) for i in (ia, ib))
         (K_a, T_a), (K_b, T_b) = self.data.camera(scene, ia), self.data.camera(scene, ib)
         size = self.image_size or tuple(va["depth"].shape)
@@ -144,7 +149,10 @@ class SyntheticPairDataset:
         img_b = torch.from_numpy(_resize(vb["rgb"].numpy(), size)).permute(2, 0, 1).float() / 255.0
         labels = [torch.from_numpy(_resize(v["part"].numpy(), size, nearest=True)).long() if self.part_labels
                   else None for v in (va, vb)]
-        return PairItem(img_a.contiguous(), img_b.contiguous(), pairs, *labels)
+        coords = [canonical_targets(torch.from_numpy(_resize(v["coords"].numpy(), size, nearest=True)),
+                                    torch.from_numpy(_resize(v["category"].numpy(), size, nearest=True)),
+                                    self.category_names) if self.canonical else None for v in (va, vb)]
+        return PairItem(img_a.contiguous(), img_b.contiguous(), pairs, *labels, *coords)
 
 
 __all__ = ["SPLITS", "SyntheticView", "SyntheticDataset", "SyntheticPairDataset", "resized_correspondences"]

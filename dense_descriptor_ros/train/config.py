@@ -116,10 +116,16 @@ class LossConfig:
     # Weigh the part term's classes by the square root of their inverse frequency in each batch, so that the
     # background and the bodies do not drown the small parts (handles, rims).
     part_balance: bool = False
+    # Weight of the auxiliary canonical-coordinate term (losses/canonical.py): a linear map trained with the
+    # network must read each synthetic pixel's canonical (x, y, z, r) out of its descriptor, as far as the
+    # category's symmetry shows it (data/canonical.py). Needs synthetic data. 0 = off.
+    coords_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in LOSS_NAMES:
             raise ValueError(f"unknown loss {self.name!r}; choose one of {', '.join(LOSS_NAMES)}")
+        if self.coords_weight < 0:
+            raise ValueError(f"coords_weight must be >= 0, got {self.coords_weight}")
         if self.part_weight < 0 or self.part_scale <= 0:
             raise ValueError(f"part_weight must be >= 0 and part_scale > 0, got {self.part_weight}, "
                              f"{self.part_scale}")

@@ -36,7 +36,7 @@ def _images(cfg: DataConfig, folder: str, progress: bool) -> ImageFolderPairs:
                             progress=progress)
 
 
-def _synthetic(cfg: DataConfig, split: str, part_labels: bool = False) -> PairDataset:
+def _synthetic(cfg: DataConfig, split: str, part_labels: bool = False, canonical: bool = False) -> PairDataset:
     if not cfg.synthetic_dir:
         raise ValueError(f"data.kind={cfg.kind} needs data.synthetic_dir (from `dense-descriptor sim generate`)")
     from ..data.synthetic import SyntheticPairDataset
@@ -45,7 +45,7 @@ def _synthetic(cfg: DataConfig, split: str, part_labels: bool = False) -> PairDa
                                 nonmatches_per_match=cfg.nonmatches_per_match,
                                 background_fraction=cfg.background_fraction,
                                 min_nonmatch_distance=cfg.min_nonmatch_distance, image_size=tuple(cfg.image_size),
-                                part_labels=part_labels)
+                                part_labels=part_labels, canonical=canonical)
     if cfg.cross_instance_fraction <= 0:
         return same
     from ..data.cross_instance import CrossInstancePairDataset
@@ -55,7 +55,8 @@ def _synthetic(cfg: DataConfig, split: str, part_labels: bool = False) -> PairDa
                                      nonmatches_per_match=cfg.nonmatches_per_match,
                                      background_fraction=cfg.background_fraction,
                                      min_nonmatch_distance=cfg.min_nonmatch_distance,
-                                     image_size=tuple(cfg.image_size), part_labels=part_labels)
+                                     image_size=tuple(cfg.image_size), part_labels=part_labels,
+                                     canonical=canonical)
     return MixedPairs(same, cross, cfg.cross_instance_fraction, salt=0xC805)
 
 
@@ -74,15 +75,17 @@ def _bag(cfg: DataConfig) -> PairDataset:
                           max_view_angle_deg=hi, abs_tol=abs_tol, rel_tol=rel_tol, augment=cfg.augment)
 
 
-def build_train_dataset(cfg: DataConfig, progress: bool = False, part_labels: bool = False) -> PairDataset:
-    """The pair dataset the config names; `part_labels`: synthetic items carry their part ids (the part loss)."""
+def build_train_dataset(cfg: DataConfig, progress: bool = False, part_labels: bool = False,
+                        canonical: bool = False) -> PairDataset:
+    """The pair dataset the config names; `part_labels`: synthetic items carry their part ids (the part loss);
+    `canonical`: their canonical coordinate targets (the canonical term)."""
     if cfg.kind == "images":
         return _images(cfg, cfg.image_dir, progress)
     if cfg.kind == "bag":
         return _bag(cfg)
     if cfg.kind == "synthetic":
-        return _synthetic(cfg, "train", part_labels)
-    return MixedPairs(_images(cfg, cfg.image_dir, progress), _synthetic(cfg, "train", part_labels),
+        return _synthetic(cfg, "train", part_labels, canonical)
+    return MixedPairs(_images(cfg, cfg.image_dir, progress), _synthetic(cfg, "train", part_labels, canonical),
                       cfg.synthetic_fraction)
 
 

@@ -104,6 +104,19 @@ def build_part_loss(cfg: TrainConfig) -> nn.Module | None:
     return PartClassificationLoss(cfg.model.descriptor_dim, max(parts) + 1, cfg.loss.part_scale, cfg.loss.part_balance)
 
 
+def build_coords_loss(cfg: TrainConfig) -> nn.Module | None:
+    """The auxiliary canonical-coordinate regression (losses/canonical.py) when `loss.coords_weight` > 0; None
+    when off."""
+    if cfg.loss.coords_weight <= 0:
+        return None
+    if cfg.data.kind not in ("synthetic", "mixed") or not cfg.data.synthetic_dir:
+        raise ValueError("loss.coords_weight > 0 needs synthetic data (data.kind synthetic or mixed with "
+                         "data.synthetic_dir): only the simulator knows canonical coordinates")
+    from ..losses.canonical import CanonicalCoordsLoss
+
+    return CanonicalCoordsLoss(cfg.model.descriptor_dim)
+
+
 def initial_weights(path: str | Path, model: ModelConfig) -> dict[str, torch.Tensor]:
     """The state dict of a saved model or checkpoint, checked to be of the architecture `model` describes.
 
@@ -200,14 +213,17 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     net = build_model(cfg.model, load_pretrained=fresh).to(device).to(memory_format=torch.channels_last)
     loss_fn = build_loss_from_config(cfg, net).to(device)
     part_loss = build_part_loss(cfg)
-    if part_loss is not None:
-        if distributed:  # its head sits outside DistributedDataParallel: replicas would drift apart
-            raise ValueError("loss.part_weight > 0 is not supported with several training processes yet")
-        part_loss = part_loss.to(device)
+    coords_loss = build_coords_loss(cfg)
+    for name, aux in (("part_weight", part_loss), ("coords_weight", coords_loss)):
+        if aux is not None and distributed:  # its head sits outside DistributedDataParallel: replicas would drift
+            raise ValueError(f"loss.{name} > 0 is not supported with several training processes yet")
+    part_loss = part_loss.to(device) if part_loss is not None else None
+    coords_loss = coords_loss.to(device) if coords_loss is not None else None
     frozen = freeze_encoder_stages(net, cfg.finetune.freeze_stages)
     groups = param_groups(net, cfg.finetune)
-    if part_loss is not None:  # the classifier learns at the base rate, whatever the network's multipliers
-        groups.append({"params": list(part_loss.parameters()), "lr_mult": 1.0})
+    for aux in (part_loss, coords_loss):  # the heads learn at the base rate, whatever the network's multipliers
+        if aux is not None:
+            groups.append({"params": list(aux.parameters()), "lr_mult": 1.0})
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     amp_dtype = None
@@ -227,6 +243,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         net.load_state_dict(ckpt["model"])
         if part_loss is not None:
             part_loss.load_state_dict(ckpt["part_head"])
+        if coords_loss is not None:
+            coords_loss.load_state_dict(ckpt["coords_head"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt and ckpt["scaler"]:
             scaler.load_state_dict(ckpt["scaler"])
@@ -243,7 +261,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         fwd = nn.parallel.DistributedDataParallel(fwd, device_ids=[local_rank] if device.type == "cuda" else None,
                                                   find_unused_parameters=unused)
 
-    dataset: PairDataset = build_train_dataset(cfg.data, progress=main and progress, part_labels=part_loss is not None)
+    dataset: PairDataset = build_train_dataset(cfg.data, progress=main and progress, part_labels=part_loss is not None,
+                                               canonical=coords_loss is not None)
     if fresh and cfg.finetune.pca_head_images > 0:
         # every rank computes the same PCA from the same seeded items, so replicas start identical
         n = cfg.finetune.pca_head_images
@@ -276,7 +295,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                 "step": step, "train_config": to_dict(cfg), "model_config": to_dict(cfg.model),
                 "history": history.rows, "best_metric": best, "bad_validations": bad_vals,
                 "config_hash": config_hash(cfg), "init_steps": init_steps,
-                **({"part_head": part_loss.state_dict()} if part_loss is not None else {})}
+                **({"part_head": part_loss.state_dict()} if part_loss is not None else {}),
+                **({"coords_head": coords_loss.state_dict()} if coords_loss is not None else {})}
 
     def describe_eval(x: torch.Tensor) -> torch.Tensor:
         return net.forward_native(x.to(device))
@@ -331,6 +351,10 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                         pres = part_loss(torch.cat([desc_a, desc_b]), torch.cat([batch.labels_a, batch.labels_b]),
                                          stride)
                         res = LossOutput(res.loss + cfg.loss.part_weight * pres.loss, {**res.parts, **pres.parts})
+                    if coords_loss is not None and batch.coords_a is not None:
+                        cres = coords_loss(torch.cat([desc_a, desc_b]), torch.cat([batch.coords_a, batch.coords_b]),
+                                           stride)
+                        res = LossOutput(res.loss + cfg.loss.coords_weight * cres.loss, {**res.parts, **cres.parts})
                     scaler.scale(res.loss / cfg.grad_accum).backward()
                 loss_sum += res.loss.item() / cfg.grad_accum
                 for k, v in res.parts.items():

@@ -130,3 +130,43 @@ def test_part_labels_travel_with_the_pairs(root):
     batch = collate_pairs([same, photo])
     assert batch.labels_a.shape == (2, *same.image_a.shape[1:]) and torch.equal(batch.labels_a[0], same.labels_a)
     assert (batch.labels_a[1] == UNLABELLED).all() and collate_pairs([photo]).labels_a is None
+
+
+
+def test_canonical_targets_by_hand():
+    """All of (x, y, z, r) on a mug, z and r on a bowl, nothing on a box or where there is no coordinate."""
+    from dense_descriptor_ros.data.canonical import canonical_targets
+
+    coords = torch.tensor([[[0.3, 0.4, 0.5], [0.6, 0.8, 0.1], [0.1, 0.2, 0.3], [float("nan")] * 3]])  # (1, 4, 3)
+    category = torch.tensor([[1, 2, 5, 1]], dtype=torch.uint8)
+    t = canonical_targets(coords, category, {1: "mug", 2: "bowl", 5: "box"})
+    assert t.shape == (4, 1, 4)
+    torch.testing.assert_close(t[:, 0, 0], torch.tensor([0.3, 0.4, 0.5, 0.5]))
+    assert torch.isnan(t[:2, 0, 1]).all()
+    torch.testing.assert_close(t[2:, 0, 1], torch.tensor([0.1, 1.0]))
+    assert torch.isnan(t[:, 0, 2]).all() and torch.isnan(t[:, 0, 3]).all()
+
+
+def test_canonical_targets_travel_with_the_pairs(root):
+    """With canonical targets on, synthetic items carry them (computed from the view's own coordinates and
+    categories); photos in a batch get NaN."""
+    from dense_descriptor_ros.data.base import PairItem, collate_pairs
+    from dense_descriptor_ros.data.canonical import canonical_targets
+    from dense_descriptor_ros.data.synthetic import SyntheticPairDataset
+
+    ds = CrossInstancePairDataset(root, n_matches=16, canonical=True)
+    d = ds.draw((0, 1))
+    t = d.item.coords_a
+    assert t.shape == (4, *d.item.image_a.shape[1:])
+    torch.testing.assert_close(t, canonical_targets(d.view_a.coords, d.view_a.category, ds.category_names),
+                               equal_nan=True)
+    on = (d.view_a.instance.long() == d.instance_a) & d.view_a.coords_valid  # the mug of the pair
+    assert bool(on.any()) and torch.isfinite(t[:, on]).all()
+    assert torch.isnan(t[:, d.view_a.category == 0]).all()
+    same = SyntheticPairDataset(root, n_matches=16, canonical=True)[(0, 2)]
+    assert same.coords_a.shape == (4, *same.image_a.shape[1:]) and torch.isfinite(same.coords_a).any()
+    assert SyntheticPairDataset(root, n_matches=16)[(0, 2)].coords_a is None
+    photo = PairItem(same.image_a, same.image_b, same.pairs)
+    batch = collate_pairs([same, photo])
+    assert batch.coords_a.shape == (2, 4, *same.image_a.shape[1:]) and torch.isnan(batch.coords_a[1]).all()
+    assert collate_pairs([photo]).coords_a is None
