@@ -54,7 +54,8 @@ def _worst(rows: dict, key: str) -> float:
 
 
 def write_report(summary: dict, meta: dict, out: Path) -> None:
-    """report.json, report.md (PCK@3, share of the 0-degree PCK@3 kept, repeatability) and rotation_curve.png."""
+    """report.json, report.md (PCK@3, share of the 0-degree PCK@3 kept, PCK@5, median error, repeatability and the
+    orientation from circular matching) and rotation_curve.png."""
     from ..fileio import atomic_write
 
     atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps({"meta": meta, "methods": summary},
