@@ -29,7 +29,7 @@ $DD export --model "$OUT/model.safetensors" --out "$OUT/model.onnx"
 MODELS=(--model "default=$OUT/model.safetensors")
 for m in ${EXTRA_MODELS:-}; do MODELS+=(--model "$m"); done
 # The node processes at 320x240 by default: the reference descriptors are taken at that resolution.
-$DD keypoints from-sim --model "$OUT/model.onnx" --data "$KEYPOINT_DATA" --category mug --instances 8 \
+$DD keypoints from-sim --model "$OUT/model.onnx" --data "$KEYPOINT_DATA" --category mug --instances 40 \
     --resolution 320x240 --out "$OUT/mug_keypoints.json" --eval-split test --threads 2 | tee "$OUT/keypoints_eval.txt"
 # The part probe of the node's labels output: a linear classifier on the frozen descriptors (issue #15), fitted on
 # the training split of KEYPOINT_DATA and scored on its held-out instances beside raw RGB and random weights.

@@ -31,7 +31,7 @@ SAMPLE_BAG = REPO / "data_sample" / "sim_mug"
 PROG = "dense-descriptor demo"
 #: what each node run's keypoints are
 PASS_TITLES = {"tracked": "keypoints of this mug, annotated at the ground truth in the bag's first frame",
-               "category": "the shipped category-level mug keypoints (8 training mugs averaged)",
+               "category": "the shipped category-level mug keypoints (averaged over the training mugs that show each)",
                "given": "the given keypoint file"}
 
 
