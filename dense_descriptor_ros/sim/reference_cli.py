@@ -67,6 +67,9 @@ def _from_sim(args: argparse.Namespace) -> int:
           f"nearest visible same-named keypoint of any {args.category} in the view; 3D error from the view's depth "
           f"under the located pixel; min confidence {args.min_confidence:g}; prototypes {args.prototypes}")
     print(err.table(ref))
+    print("\nby confidence (all keypoints; recall = share of the trials located at or above the threshold, <=5px / "
+          "<=10px = share of those within 5 / 10 px):")
+    print(err.confidence_table())
     return 0
 
 

@@ -45,6 +45,8 @@ from .sequence import Sequence as SimSequence
 
 #: pixel thresholds of the "within" fractions
 WITHIN_PX = (5.0, 10.0)
+#: Confidence thresholds of `TransferErrors.confidence_table` (the node's default `keypoint_min_confidence` is 0.1).
+CONFIDENCE_SWEEP = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,33 @@ class TransferErrors:
     @property
     def overall(self) -> KeypointStats:
         return KeypointTrials.concatenate([self.trials[n] for n in self.names]).stats()
+
+    def confidence_rows(self, thresholds: Sequence[float] = CONFIDENCE_SWEEP) -> list[dict[str, float]]:
+        """What a locate threshold buys, over every trial: for each threshold t, the trials located with confidence
+        >= t ("located", and their share of the trials, "recall") and, of those, the share within 5 / 10 px
+        ("precision@5", "precision@10") and their median error. Thresholds below the evaluation's own
+        `min_confidence` see only what that threshold kept."""
+        t = KeypointTrials.concatenate([self.trials[n] for n in self.names])
+        n = len(t.error_px)
+        rows = []
+        for th in thresholds:
+            sel = np.isfinite(t.error_px) & (t.confidence >= th)
+            e = t.error_px[sel]
+            k = int(sel.sum())
+            rows.append({"threshold": float(th), "located": k, "recall": k / n if n else math.nan,
+                         "precision@5": float((e <= WITHIN_PX[0]).mean()) if k else math.nan,
+                         "precision@10": float((e <= WITHIN_PX[1]).mean()) if k else math.nan,
+                         "median_px": float(np.median(e)) if k else math.nan})
+        return rows
+
+    def confidence_table(self, thresholds: Sequence[float] = CONFIDENCE_SWEEP) -> str:
+        """`confidence_rows` as a fixed-width table: does a higher confidence mean a better keypoint?"""
+        head = f"{'min conf':>8s} {'located':>7s} {'recall':>6s} {'<=5px':>6s} {'<=10px':>6s} {'med px':>7s}"
+        lines = [head, "-" * len(head)]
+        for r in self.confidence_rows(thresholds):
+            lines.append(f"{r['threshold']:8.2f} {r['located']:7d} {r['recall']:6.2f} {r['precision@5']:6.2f} "
+                         f"{r['precision@10']:6.2f} {r['median_px']:7.1f}")
+        return "\n".join(lines)
 
     def table(self, reference: ReferenceKeypoints | None = None) -> str:
         """A fixed-width per-keypoint table (plus an `all` row); with `reference`, also the number of

@@ -390,3 +390,23 @@ class TestSequenceKeypoints:
             sequence_keypoints(extractor, mug_sequence, 0, instance_id=42)
         with pytest.raises(IndexError, match="out of range"):
             sequence_keypoints(extractor, mug_sequence, 5)
+
+
+def test_confidence_rows_by_hand():
+    """Each threshold keeps the trials at or above it: recall over every trial, precision over the kept ones."""
+    from dense_descriptor_ros.sim.reference_keypoints import KeypointTrials, TransferErrors
+
+    def trials(conf, err):
+        n = len(conf)
+        return KeypointTrials(np.arange(n), np.zeros((n, 2)), np.zeros((n, 2)), np.ones(n, int), np.array(conf),
+                              np.array(err, float), np.full(n, np.nan))
+
+    te = TransferErrors("mug", "test", [], ["a", "b"], {"a": trials([0.0, 0.1, 0.3], [30.0, 8.0, 2.0]),
+                                                        "b": trials([0.2, 0.05], [4.0, np.nan])})
+    rows = {r["threshold"]: r for r in te.confidence_rows((0.0, 0.1, 0.25, 0.5))}
+    assert rows[0.0]["located"] == 4 and rows[0.0]["recall"] == pytest.approx(4 / 5)  # the NaN trial was a miss
+    assert rows[0.0]["precision@10"] == pytest.approx(3 / 4) and rows[0.0]["precision@5"] == pytest.approx(2 / 4)
+    assert rows[0.1]["located"] == 3 and rows[0.1]["precision@10"] == 1.0 and rows[0.1]["median_px"] == 4.0
+    assert rows[0.25]["located"] == 1 and rows[0.25]["precision@5"] == 1.0
+    assert rows[0.5]["located"] == 0 and math.isnan(rows[0.5]["precision@10"])
+    assert "min conf" in te.confidence_table((0.0, 0.5))
