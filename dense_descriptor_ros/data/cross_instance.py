@@ -78,7 +78,6 @@ class CrossInstancePairDataset:
                  canonical: bool = False) -> None:
         self.data = SyntheticDataset(root, split)
         self.part_labels, self.canonical = part_labels, canonical
-        self.category_names = {int(k): c["name"] for k, c in self.data.categories.items()}
         if len(self.data) == 0:
             raise ValueError(f"{root}: no complete scenes in split {split!r}")
         known = {c["name"] for c in self.data.categories.values()}
@@ -169,7 +168,7 @@ class CrossInstancePairDataset:
                              mask_b=vb.instance.long() == inst_b, background_fraction=self.background_fraction,
                              min_nonmatch_distance=self.min_nonmatch_distance)
         labels = (va.part.long(), vb.part.long()) if self.part_labels else (None, None)
-        coords = tuple(canonical_targets(v.coords, v.category, self.category_names) if self.canonical else None
+        coords = tuple(canonical_targets(v.coords, v.category, self.data.category_names) if self.canonical else None
                        for v in (va, vb))
         return PairItem(va.image().contiguous(), vb.image().contiguous(), pairs, *labels, *coords)
 

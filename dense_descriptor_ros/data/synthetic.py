@@ -100,7 +100,6 @@ class SyntheticPairDataset:
         self.background_fraction, self.min_nonmatch_distance = background_fraction, min_nonmatch_distance
         self.abs_tol, self.rel_tol = abs_tol, rel_tol
         self.part_labels, self.canonical = part_labels, canonical
-        self.category_names = {int(k): c["name"] for k, c in self.data.categories.items()}
 
     def __len__(self) -> int:
         return len(self.data)
@@ -151,7 +150,7 @@ class SyntheticPairDataset:
                   else None for v in (va, vb)]
         coords = [canonical_targets(torch.from_numpy(_resize(v["coords"].numpy(), size, nearest=True)),
                                     torch.from_numpy(_resize(v["category"].numpy(), size, nearest=True)),
-                                    self.category_names) if self.canonical else None for v in (va, vb)]
+                                    self.data.category_names) if self.canonical else None for v in (va, vb)]
         return PairItem(img_a.contiguous(), img_b.contiguous(), pairs, *labels, *coords)
 
 

@@ -70,18 +70,25 @@ def rotated_pair(canvas: np.ndarray, size: tuple[int, int], angle_deg: float) ->
     return RealPair(views[0], views[1], map_ab.astype(np.float32), valid)
 
 
+def _valid_points(uv: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rounded pixel indices (x, y) of `uv` (clipped into the image) and which of them are valid pixels.
+
+    Shape: uv (N, 2), valid (H, W) -> xi (N,), yi (N,), ok (N,) bool."""
+    h, w = valid.shape
+    xi = np.clip(np.round(uv[:, 0]).astype(int), 0, w - 1)
+    yi = np.clip(np.round(uv[:, 1]).astype(int), 0, h - 1)
+    return xi, yi, valid[yi, xi]
+
+
 def repeatability(uv_a: np.ndarray, uv_b: np.ndarray, map_ab: np.ndarray, valid: np.ndarray,
                   tol: float = REPEAT_PX) -> tuple[float, int]:
     """Share of A's detections (warped into B through `map_ab`) within `tol` px of some detection of B, among
     those with a valid warp; and how many that was.
 
     Shape: uv_a (Na, 2), uv_b (Nb, 2) pixel (x, y); map_ab (H, W, 2); valid (H, W)."""
-    h, w = valid.shape
     if len(uv_a) == 0:
         return float("nan"), 0
-    xi = np.clip(np.round(uv_a[:, 0]).astype(int), 0, w - 1)
-    yi = np.clip(np.round(uv_a[:, 1]).astype(int), 0, h - 1)
-    ok = valid[yi, xi]
+    xi, yi, ok = _valid_points(uv_a, valid)
     if not ok.any():
         return float("nan"), 0
     warped = map_ab[yi[ok], xi[ok]].astype(np.float64)
@@ -141,10 +148,7 @@ def _orientation_errors(desc_a: torch.Tensor, desc_b: torch.Tensor, uv_a: np.nda
     match in B is correct (within REPEAT_PX).
 
     Shape: desc_a, desc_b (D, h, w); uv_a (K, 2) -> (K',)."""
-    h, w = pair.valid.shape
-    xi = np.clip(np.round(uv_a[:, 0]).astype(int), 0, w - 1)
-    yi = np.clip(np.round(uv_a[:, 1]).astype(int), 0, h - 1)
-    ok = pair.valid[yi, xi]
+    xi, yi, ok = _valid_points(uv_a, pair.valid)
     if not ok.any():
         return np.zeros(0)
     q = torch.from_numpy(uv_a[ok].astype(np.float32)).to(desc_a.device)

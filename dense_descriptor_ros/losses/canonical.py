@@ -18,20 +18,10 @@ import torch.nn.functional as F
 
 from ..checks import check_shape
 from .base import LossOutput
+from .part import labels_at_cells
 
 #: channels of the target (data.canonical.CHANNELS)
 NUM_CHANNELS = 4
-
-
-def targets_at_cells(targets: torch.Tensor, h: int, w: int, stride: int) -> torch.Tensor:
-    """The target under each cell centre of an (h, w) map at `stride` (pixel c * s + (s - 1) // 2, as
-    `losses.part.labels_at_cells`).
-
-    Shape: targets (B, C, H, W) -> (B, C, h, w)."""
-    check_shape(targets, ("B", "C", "H", "W"), "targets")
-    ys = (torch.arange(h, device=targets.device) * stride + (stride - 1) // 2).clamp(max=targets.shape[2] - 1)
-    xs = (torch.arange(w, device=targets.device) * stride + (stride - 1) // 2).clamp(max=targets.shape[3] - 1)
-    return targets[:, :, ys][:, :, :, xs]
 
 
 class CanonicalCoordsLoss(nn.Module):
@@ -59,7 +49,7 @@ class CanonicalCoordsLoss(nn.Module):
     def forward(self, desc: torch.Tensor, targets: torch.Tensor, stride: int) -> LossOutput:
         check_shape(desc, ("B", self.head.in_channels, "h", "w"), "desc")
         check_shape(targets, (desc.shape[0], NUM_CHANNELS, "H", "W"), "targets")
-        t = targets_at_cells(targets.float(), desc.shape[2], desc.shape[3], stride)
+        t = labels_at_cells(targets.float(), desc.shape[2], desc.shape[3], stride)
         pred = self.head(desc.float())
         known = torch.isfinite(t)
         if not bool(known.any()):
@@ -71,4 +61,4 @@ class CanonicalCoordsLoss(nn.Module):
         return LossOutput(loss, {"coords_l1": l1, "coords_cells": torch.tensor(float(known.sum()))})
 
 
-__all__ = ["CanonicalCoordsLoss", "NUM_CHANNELS", "targets_at_cells"]
+__all__ = ["CanonicalCoordsLoss", "NUM_CHANNELS"]

@@ -25,13 +25,15 @@ IGNORE = -1
 
 
 def labels_at_cells(labels: torch.Tensor, h: int, w: int, stride: int) -> torch.Tensor:
-    """The label under each cell centre of an (h, w) map at `stride`: pixel (c * s + (s - 1) // 2, ...).
+    """The value under each cell centre of an (h, w) map at `stride`: pixel (c * s + (s - 1) // 2, ...), read from
+    the last two dims (part labels here, the canonical term's targets too).
 
-    Shape: labels (B, H, W) int64 -> (B, h, w)."""
-    check_shape(labels, ("B", "H", "W"), "labels")
-    ys = (torch.arange(h, device=labels.device) * stride + (stride - 1) // 2).clamp(max=labels.shape[1] - 1)
-    xs = (torch.arange(w, device=labels.device) * stride + (stride - 1) // 2).clamp(max=labels.shape[2] - 1)
-    return labels[:, ys][:, :, xs]
+    Shape: labels (..., H, W) -> (..., h, w)."""
+    if labels.ndim < 2:
+        raise ValueError(f"labels: expected (..., H, W), got {tuple(labels.shape)}")
+    ys = (torch.arange(h, device=labels.device) * stride + (stride - 1) // 2).clamp(max=labels.shape[-2] - 1)
+    xs = (torch.arange(w, device=labels.device) * stride + (stride - 1) // 2).clamp(max=labels.shape[-1] - 1)
+    return labels[..., ys, :][..., xs]
 
 
 def class_weights(target: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -78,6 +78,7 @@ class SyntheticDataset:
         names = sorted(n for s in SPLITS for n in planned.get(s, [])) if split is None else planned.get(split, [])
         self.scenes = [n for n in names if (self.root / SCENES_DIR / n / SCENE_FILE).is_file()]
         self.categories = {c["id"]: c for c in self.meta["categories"]}
+        self.category_names = {int(i): c["name"] for i, c in self.categories.items()}
         self.parts = {p["id"]: p for p in self.meta["parts"]}
         self._scene_cache: OrderedDict[str, dict] = OrderedDict()
 

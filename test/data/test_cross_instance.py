@@ -158,7 +158,7 @@ def test_canonical_targets_travel_with_the_pairs(root):
     d = ds.draw((0, 1))
     t = d.item.coords_a
     assert t.shape == (4, *d.item.image_a.shape[1:])
-    torch.testing.assert_close(t, canonical_targets(d.view_a.coords, d.view_a.category, ds.category_names),
+    torch.testing.assert_close(t, canonical_targets(d.view_a.coords, d.view_a.category, ds.data.category_names),
                                equal_nan=True)
     on = (d.view_a.instance.long() == d.instance_a) & d.view_a.coords_valid  # the mug of the pair
     assert bool(on.any()) and torch.isfinite(t[:, on]).all()

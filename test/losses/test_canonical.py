@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dense_descriptor_ros.losses.canonical import CanonicalCoordsLoss, targets_at_cells
+from dense_descriptor_ros.losses.canonical import CanonicalCoordsLoss
+from dense_descriptor_ros.losses.part import labels_at_cells
 
 NAN = float("nan")
 
 
 def test_targets_at_cell_centres():
     t = torch.arange(64.0).reshape(1, 1, 8, 8).expand(1, 4, 8, 8)
-    got = targets_at_cells(t, 2, 2, 4)  # centres at pixels 1 and 5
+    got = labels_at_cells(t, 2, 2, 4)  # centres at pixels 1 and 5
     assert got.shape == (1, 4, 2, 2) and got[0, 2].tolist() == [[9.0, 13.0], [41.0, 45.0]]
 
 
