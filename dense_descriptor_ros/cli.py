@@ -10,6 +10,7 @@ import sys
 # Modules that each add one subcommand (or group) through `register(subparsers)`.
 COMMAND_MODULES = (
     "dense_descriptor_ros.train.cli",
+    "dense_descriptor_ros.pretrain.cli",
     "dense_descriptor_ros.sim.cli",
     "dense_descriptor_ros.eval.cli",
     "dense_descriptor_ros.probe.cli",

@@ -86,3 +86,11 @@ def test_every_committed_training_config_loads(path):
     config would otherwise surface only when someone starts a long run)."""
     cfg = load_config(TrainConfig, Path(__file__).parents[1] / "config" / path)
     assert cfg.steps >= 1 and cfg.out_dir.startswith("runs/")
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (Path(__file__).parents[1] / "config").glob("pretrain_*.yaml")))
+def test_every_committed_pretraining_config_loads(path):
+    from dense_descriptor_ros.pretrain.config import PretrainConfig
+
+    cfg = load_config(PretrainConfig, Path(__file__).parents[1] / "config" / path)
+    assert cfg.steps >= 1 and cfg.out_dir.startswith("runs/")

@@ -7,6 +7,8 @@
   data.synthetic.resized_correspondences, which keeps the correspondences exact.
 * Augmentation pairs otherwise: two random warps of one frame (correspondence.augment.TwoViewAugmenter),
   as ImageFolderPairs does for photos.
+* Optionally object masks from depth (masks="depth_clusters": geometry.depth_clusters), which guide the sampling
+  of both kinds as the simulator's masks guide SyntheticPairDataset's.
 
 Frames are decoded once (pipeline.inputs.decode_frame, the node's decoding) and kept in memory: use
 `frame_step` / `max_frames` for long bags. Every item is a pure function of its key (index, seed).
@@ -141,6 +143,11 @@ class BagPairDataset:
         abs_tol, rel_tol: occlusion tolerance of the reprojection (default: real depth sensors,
             1.5 cm + 1%; rendered depth stored as 16UC1 millimetres wants about 3 mm + 0).
         augment: augmentation ranges (augmentation pairs).
+        masks: "none", or "depth_clusters": object masks from each frame's depth (geometry.depth_clusters: the
+            table plane removed, the clusters above it kept) guide the sampling as the simulator's masks do
+            (matches on objects, `background_fraction` of the non-matches on background). Frames without depth
+            or intrinsics, or without a table in view, sample without a mask.
+        background_fraction: see sample_pairs (with masks only).
     """
 
     def __init__(self, path: str | Path, size: tuple[int, int] = (240, 320), pairs: str = "auto",
@@ -149,15 +156,22 @@ class BagPairDataset:
                  n_matches: int = 256, nonmatches_per_match: int = 4, min_nonmatch_distance: float = 8.0,
                  min_view_angle_deg: float = 5.0, max_view_angle_deg: float = 60.0,
                  abs_tol: float = SENSOR_ABS_TOL, rel_tol: float = SENSOR_REL_TOL,
-                 augment: AugmentConfig | None = None) -> None:
+                 augment: AugmentConfig | None = None, masks: str = "none", background_fraction: float = 0.5) -> None:
         if pairs not in ("auto", "multiview", "augment"):
             raise ValueError(f"pairs must be auto, multiview or augment, got {pairs!r}")
+        if masks not in ("none", "depth_clusters"):
+            raise ValueError(f"masks must be none or depth_clusters, got {masks!r}")
         if not 0 <= min_view_angle_deg <= max_view_angle_deg:
             raise ValueError("need 0 <= min_view_angle_deg <= max_view_angle_deg")
         self.size = (int(size[0]), int(size[1]))
         self.frames = load_bag_frames(path, color_topic, depth_topic, info_topic,
                                       "none" if pairs == "augment" else pose_topic, fixed_frame, frame_step,
                                       max_frames)
+        self.masks, self.background_fraction = masks, background_fraction
+        self._mask_cache: dict[int, np.ndarray | None] = {}
+        if masks == "depth_clusters" and all(d is None or k is None for d, k in zip(self.frames.depth, self.frames.K,
+                                                                                    strict=True)):
+            raise BagError(f"{path}: masks=depth_clusters needs frames with depth and camera info")
         usable = self.frames.multiview()
         if pairs == "multiview" and len(usable) < 2:
             raise BagError(f"{path}: multi-view pairs need two frames with depth, camera info and a camera pose; "
@@ -188,11 +202,51 @@ class BagPairDataset:
             return self._augmented(self.index[index % len(self.index)], int(seed))
         return self._multiview(index % len(self.index), int(seed))
 
+    def object_mask(self, i: int) -> np.ndarray | None:
+        """(H0, W0) bool object mask of frame i at its own resolution (masks="depth_clusters"), or None (no mask
+        asked for, no depth / intrinsics, or no table found). Computed once per frame (pure: RANSAC seed 0)."""
+        if self.masks == "none":
+            return None
+        if i not in self._mask_cache:
+            from ..geometry.depth_clusters import depth_clusters
+
+            depth, K = self.frames.depth[i], self.frames.K[i]
+            mask = None
+            if depth is not None and K is not None:
+                if depth.shape != self.frames.rgb[i].shape[:2]:  # depth of another size: scale K to it
+                    sy, sx = (a / b for a, b in zip(depth.shape, self.frames.rgb[i].shape[:2], strict=True))
+                    K = np.diag([sx, sy, 1.0]) @ K
+                mask = depth_clusters(depth, K).mask
+                if not mask.any():
+                    mask = None
+                elif mask.shape != self.frames.rgb[i].shape[:2]:
+                    h, w = self.frames.rgb[i].shape[:2]
+                    mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            self._mask_cache[i] = mask
+        return self._mask_cache[i]
+
+    def _warped_mask(self, i: int, matrix: torch.Tensor) -> torch.Tensor | None:
+        mask = self.object_mask(i)
+        if mask is None:
+            return None
+        h, w = self.size
+        out = cv2.warpPerspective(mask.astype(np.uint8), matrix.double().numpy(), (w, h), flags=cv2.INTER_NEAREST)
+        return torch.from_numpy(out > 0)
+
+    def _resized_mask(self, i: int) -> torch.Tensor | None:
+        mask = self.object_mask(i)
+        if mask is None:
+            return None
+        h, w = self.size
+        return torch.from_numpy(cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0)
+
     def _augmented(self, i: int, seed: int) -> PairItem:
         img = torch.from_numpy(self.frames.rgb[i]).permute(2, 0, 1).float().div(255.0)[None]
         views = self.augmenter(img, seed)
         g = torch.Generator().manual_seed(seed)
+        mask_a, mask_b = self._warped_mask(i, views.matrix_a), self._warped_mask(i, views.matrix_b)
         pairs = sample_pairs(views.map_ab, views.valid_a, self.size, self.n_matches, self.nonmatches_per_match, g,
+                             mask_a=mask_a, mask_b=mask_b, background_fraction=self.background_fraction,
                              min_nonmatch_distance=self.min_nonmatch_distance)
         return PairItem(views.image_a, views.image_b, pairs)
 
@@ -212,7 +266,9 @@ class BagPairDataset:
             uv_b, valid = reproject(da, Ka, Ta, db, Kb, Tb, abs_tol=self.abs_tol, rel_tol=self.rel_tol)
         else:
             uv_b, valid = resized_correspondences(da, Ka, Ta, db, Kb, Tb, self.size, self.abs_tol, self.rel_tol)
+        mask_a, mask_b = self._resized_mask(ia), self._resized_mask(ib)
         pairs = sample_pairs(uv_b, valid, self.size, self.n_matches, self.nonmatches_per_match, g,
+                             mask_a=mask_a, mask_b=mask_b, background_fraction=self.background_fraction,
                              min_nonmatch_distance=self.min_nonmatch_distance)
         img_a, img_b = (torch.from_numpy(_resize(f.rgb[i], self.size)).permute(2, 0, 1).float() / 255.0
                         for i in (ia, ib))

@@ -15,6 +15,9 @@ from .config import ModelConfig
 from .descriptor_net import DescriptorNet, build_model
 
 FORMAT_VERSION = "1"
+ENCODER_FORMAT = "dense_descriptor_ros.encoder"
+#: ModelConfig fields that shape an encoder (the rest shape the decoder and head, or say where weights come from)
+ENCODER_FIELDS = ("name", "width_mult", "expansion")
 
 
 def save_model(model: DescriptorNet, path: str | Path, extra: dict[str, str] | None = None) -> None:
@@ -26,6 +29,46 @@ def save_model(model: DescriptorNet, path: str | Path, extra: dict[str, str] | N
             "model_config": json.dumps(to_dict(model.config))}
     meta.update(extra or {})
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def save_encoder(encoder_state: dict[str, torch.Tensor], config: ModelConfig, path: str | Path,
+                 extra: dict[str, str] | None = None) -> None:
+    """Write an encoder's weights alone (e.g. from `dense-descriptor pretrain`) to a .safetensors file, keys as in
+    DescriptorNet ("encoder."-prefixed), so that `train init_from=` starts a descriptor network's encoder from them
+    with a fresh decoder and head."""
+    state = {f"encoder.{k}": v.detach().cpu().contiguous() for k, v in encoder_state.items()}
+    meta = {"format": ENCODER_FORMAT, "format_version": FORMAT_VERSION, "model_config": json.dumps(to_dict(config))}
+    meta.update(extra or {})
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+
+
+def is_encoder_file(path: str | Path) -> bool:
+    """True for an encoder-only file written by save_encoder."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    try:
+        return read_metadata(path).get("format") == ENCODER_FORMAT
+    except Exception:  # not a safetensors file: the model loaders name the problem
+        return False
+
+
+def load_encoder_state(path: str | Path, model: ModelConfig) -> dict[str, torch.Tensor]:
+    """The "encoder."-prefixed weights of an encoder file, checked to fit the encoder `model` builds.
+
+    Raises:
+        ValueError: not an encoder file, or an encoder of another shape (the differing fields are named).
+    """
+    meta = read_metadata(path)
+    if meta.get("format") != ENCODER_FORMAT:
+        raise ValueError(f"{path} is not an encoder file (format {meta.get('format')!r})")
+    saved = json.loads(meta["model_config"])
+    diff = [f"{k}: {saved.get(k)!r} in the file, {getattr(model, k)!r} configured" for k in ENCODER_FIELDS
+            if saved.get(k) != to_dict(model)[k]]
+    if diff:
+        raise ValueError(f"init_from {path}: the encoder differs from model ({', '.join(diff)})")
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

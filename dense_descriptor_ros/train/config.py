@@ -54,6 +54,10 @@ class DataConfig:
     bag_fixed_frame: str = ""
     # "auto" (multi-view pairs if the bag has poses, else augmentation pairs), "multiview" or "augment".
     bag_pairs: Literal["auto", "multiview", "augment"] = "auto"
+    # Object masks of bag frames: "none", or "depth_clusters" (from each frame's depth: the table plane removed,
+    # the clusters above it kept; geometry/depth_clusters.py), which guide the pair sampling as the simulator's
+    # masks do (matches on objects, data.background_fraction of the non-matches on background).
+    bag_masks: Literal["none", "depth_clusters"] = "none"
     # Use every n-th synchronised frame (frames are kept in memory: thin out long bags).
     bag_frame_step: int = 1
     # Range (degrees) of the angle between the optical axes of a multi-view pair's two frames.
@@ -176,7 +180,9 @@ class TrainConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     # Start from the weights of this model file (.safetensors from `dense-descriptor train`, or a checkpoint
     # .pt) instead of random initialisation: fine-tuning, or a second training stage with a fresh learning-rate
-    # schedule. Its architecture must equal `model`. Ignored by --resume (the checkpoint's weights win).
+    # schedule. Its architecture must equal `model`. An encoder file (encoder.safetensors of `dense-descriptor
+    # pretrain`) starts only the encoder; the decoder and head start fresh (finetune.pca_head_images applies).
+    # Ignored by --resume (the checkpoint's weights win).
     init_from: str = ""
     # Optimiser steps.
     steps: int = 500

@@ -72,7 +72,8 @@ def _bag(cfg: DataConfig) -> PairDataset:
                           fixed_frame=cfg.bag_fixed_frame, frame_step=cfg.bag_frame_step, n_matches=cfg.n_matches,
                           nonmatches_per_match=cfg.nonmatches_per_match,
                           min_nonmatch_distance=cfg.min_nonmatch_distance, min_view_angle_deg=lo,
-                          max_view_angle_deg=hi, abs_tol=abs_tol, rel_tol=rel_tol, augment=cfg.augment)
+                          max_view_angle_deg=hi, abs_tol=abs_tol, rel_tol=rel_tol, augment=cfg.augment,
+                          masks=cfg.bag_masks, background_fraction=cfg.background_fraction)
 
 
 def build_train_dataset(cfg: DataConfig, progress: bool = False, part_labels: bool = False,

@@ -23,7 +23,16 @@ from ..correspondence.sampling import mine_hard_negatives
 from ..data.base import PairDataset, PairItem, collate_pairs
 from ..eval.augment_pck import evaluate_pairs
 from ..losses.base import LossOutput
-from ..models import DescriptorNet, ModelConfig, build_model, load_model, save_model, trained_steps
+from ..models import (
+    DescriptorNet,
+    ModelConfig,
+    build_model,
+    is_encoder_file,
+    load_encoder_state,
+    load_model,
+    save_model,
+    trained_steps,
+)
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .datasets import build_train_dataset, build_val_items
@@ -118,12 +127,16 @@ def build_coords_loss(cfg: TrainConfig) -> nn.Module | None:
 
 
 def initial_weights(path: str | Path, model: ModelConfig) -> dict[str, torch.Tensor]:
-    """The state dict of a saved model or checkpoint, checked to be of the architecture `model` describes.
+    """The state dict of a saved model or checkpoint, checked to be of the architecture `model` describes; for an
+    encoder file (`dense-descriptor pretrain`, models.io.save_encoder) only the encoder's weights, checked to fit
+    `model`'s encoder (load it with load_initial_weights: the decoder and head stay fresh).
 
     Raises:
         FileNotFoundError: no such file. ValueError: not a model, or another architecture (the differing
         ModelConfig fields are named).
     """
+    if is_encoder_file(path):
+        return load_encoder_state(path, model)
     src = load_model(path)
     # `pretrained` says where the weights of a fresh network come from, not what the network is
     a, b = to_dict(src.config), to_dict(model)
@@ -134,13 +147,29 @@ def initial_weights(path: str | Path, model: ModelConfig) -> dict[str, torch.Ten
     return src.state_dict()
 
 
+def load_initial_weights(net: DescriptorNet, state: dict[str, torch.Tensor]) -> str:
+    """Load initial_weights' result into `net`: all of it for a model, only the encoder for an encoder file (any
+    other missing key, or an unexpected one, is an error). Returns "model" or "encoder"."""
+    res = net.load_state_dict(state, strict=False)
+    missing = [k for k in res.missing_keys if k.startswith("encoder.")]
+    if res.unexpected_keys or missing:
+        raise ValueError(f"initial weights do not fit the network: missing {missing[:5]}, unexpected "
+                         f"{res.unexpected_keys[:5]}")
+    return "encoder" if res.missing_keys else "model"
+
+
+def warmup_cosine(step: int, lr: float, warmup_steps: int, steps: int, min_lr_ratio: float) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine decay to min_lr_ratio * lr at `steps`."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    t = (step - warmup_steps) / max(1, steps - warmup_steps)
+    return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr_ratio * lr."""
+    """The training schedule: warmup_cosine with the optim section's settings."""
     o = cfg.optim
-    if step < o.warmup_steps:
-        return o.lr * (step + 1) / o.warmup_steps
-    t = (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps)
-    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, o.lr, o.warmup_steps, cfg.steps, o.min_lr_ratio)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -148,14 +177,14 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
 
 
-class _StopFlag:
+class StopFlag:
     """Set by SIGINT/SIGTERM: the loop finishes the step, saves a checkpoint and returns."""
 
     def __init__(self) -> None:
         self.stop = False
         self._old: dict[int, object] = {}
 
-    def __enter__(self) -> _StopFlag:
+    def __enter__(self) -> StopFlag:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -234,11 +263,15 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
     start_step, history, best = 0, MetricHistory(), -math.inf
     bad_vals = 0
     init_steps = 0  # steps of the stages before this one (init_from), for the saved models' steps_total
+    fresh_head = fresh  # the head is new: a fresh start, or an encoder-only init_from
     if ckpt is None and cfg.init_from:
-        net.load_state_dict(initial_weights(cfg.init_from, cfg.model))
-        init_steps = trained_steps(cfg.init_from) or 0
+        what = load_initial_weights(net, initial_weights(cfg.init_from, cfg.model))
+        # a pretrained encoder's pretext steps are not descriptor training steps
+        init_steps = (trained_steps(cfg.init_from) or 0) if what == "model" else 0
+        fresh_head = what == "encoder"
         if main:
-            log.info("weights initialised from %s (%d steps)", cfg.init_from, init_steps)
+            log.info("%s initialised from %s (%d steps)", "weights" if what == "model" else
+                     "encoder (decoder and head fresh)", cfg.init_from, init_steps)
     if ckpt is not None:
         net.load_state_dict(ckpt["model"])
         if part_loss is not None:
@@ -263,7 +296,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
 
     dataset: PairDataset = build_train_dataset(cfg.data, progress=main and progress, part_labels=part_loss is not None,
                                                canonical=coords_loss is not None)
-    if fresh and cfg.finetune.pca_head_images > 0:
+    if fresh_head and cfg.finetune.pca_head_images > 0:
         # every rank computes the same PCA from the same seeded items, so replicas start identical
         n = cfg.finetune.pca_head_images
         images = torch.stack([dataset[(i % len(dataset), cfg.seed + i)].image_a for i in range(n)])
@@ -317,7 +350,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
         log.info("finetune: %d encoder parameters frozen (%d units)", frozen, cfg.finetune.freeze_stages)
     it = iter(loader)
     t_last, pairs_seen = time.perf_counter(), 0
-    with _StopFlag() as flag:
+    with StopFlag() as flag:
         while step < cfg.steps:
             lr = lr_at(step, cfg)
             for g in optimizer.param_groups:

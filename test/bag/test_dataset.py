@@ -185,3 +185,38 @@ def test_train_from_the_sample_bag(sample_bag, tmp_path):
                  "optim.warmup_steps=1", "model.decoder_channels=16", "model.width_mult=0.5"]
     result = train(load_config(TrainConfig, None, overrides), progress=False)
     assert result.step == 3 and (tmp_path / "model.safetensors").is_file()
+
+
+def test_depth_cluster_masks_guide_the_sampling(sample_bag):
+    """data.bag_masks=depth_clusters: object masks from each frame's depth (no simulator labels) hold the mug's
+    visible keypoints; matches fall on them, and half of the non-matches off them, in both pair modes."""
+    from dense_descriptor_ros.train.datasets import build_train_dataset
+
+    gt = json.loads((sample_bag / GROUND_TRUTH_FILE).read_text())
+    ds = build_train_dataset(DataConfig(kind="bag", bag_path=str(sample_bag), bag_depth_tolerance=(0.003, 0.0),
+                                        bag_masks="depth_clusters", n_matches=64))
+    assert isinstance(ds, BagPairDataset) and ds.masks == "depth_clusters"
+    for f in (0, 15, 29):
+        mask = ds.object_mask(f)
+        assert mask is not None and mask.shape == (240, 320) and 0.02 < mask.mean() < 0.5
+        # visible keypoints higher than the mask's minimum height (a box's bottom corners touch the table), within
+        # 2 px (a box's corner keypoints lie on its silhouette)
+        kp = [(round(k["uv"][0]), round(k["uv"][1])) for k in gt["keypoints"][f]
+              if k["visible"] and k["world"][2] > 0.015]
+        assert kp and all(mask[v - 2:v + 3, u - 2:u + 3].any() for u, v in kp)
+    item = ds[(4, 11)]
+    ua = item.pairs.matches_a[0].long()
+    assert torch.from_numpy(ds.object_mask(ds.index[4]))[ua[:, 1], ua[:, 0]].all()
+    aug = BagPairDataset(sample_bag, pairs="augment", masks="depth_clusters", n_matches=64, size=(120, 160))
+    views_item = aug[(2, 3)]
+    assert views_item.pairs.match_valid.all()
+    plain = BagPairDataset(sample_bag, pairs="augment", n_matches=64, size=(120, 160))
+    assert plain.object_mask(2) is None
+    # matches on the warped mask: denser on the mug than the unguided draw of the same pair
+    views = aug.augmenter(torch.from_numpy(aug.frames.rgb[2]).permute(2, 0, 1).float().div(255)[None], 3)
+    warped = aug._warped_mask(2, views.matrix_a)
+    guided = warped[views_item.pairs.matches_a[0, :, 1].long(), views_item.pairs.matches_a[0, :, 0].long()]
+    free = plain[(2, 3)].pairs.matches_a[0].long()
+    assert guided.all() and warped[free[:, 1], free[:, 0]].float().mean() < 0.5
+    with pytest.raises(ValueError, match="masks must be"):
+        BagPairDataset(sample_bag, masks="sim")
