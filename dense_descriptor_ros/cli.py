@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import os
 import sys
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None, modules: tuple[str, ...] = COMMAND_MODUL
     # on a 2-core machine that also runs inference made them 2x slower (1.2 vs 2.0 ms for a 300 x 4800
     # distance matrix). Must be set before NumPy loads; an explicit setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # A crash in native code (rclpy, ONNX Runtime, pybullet teardown) then leaves every thread's Python stack on
+    # stderr instead of a bare "exited with status -11" (seen twice at shutdown under the full test suite's load).
+    if not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
     argv, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
     args = build_parser(modules).parse_args(argv)
     args.ros_args = ros_args  # ROS commands pass these to rclpy.init; the others ignore them
