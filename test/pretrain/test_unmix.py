@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from dense_descriptor_ros.models.config import ModelConfig
-from dense_descriptor_ros.pretrain.config import UnmixConfig
+from dense_descriptor_ros.pretrain.config import PretrainConfig, UnmixConfig
+from dense_descriptor_ros.pretrain.loop import param_groups
 from dense_descriptor_ros.pretrain.sources import ImagePool, load_pool, resize_shorter, source_kind
 from dense_descriptor_ros.pretrain.unmix import (
     UnmixNet,
@@ -46,8 +47,11 @@ def batch(pool: ImagePool, n: int, seed0: int = 0, cfg: UnmixConfig = CFG):
 
 
 def adam(net: UnmixNet, lr: float = 2e-3) -> torch.optim.Optimizer:
-    rest = [p for n, p in net.named_parameters() if n != "logit_scale"]
-    return torch.optim.Adam([{"params": rest}, {"params": [net.logit_scale], "lr": lr * 10}], lr=lr)
+    """The loop's parameter groups (the logit scale at its own rate) at a constant learning rate."""
+    groups = param_groups(net, PretrainConfig(unmix=CFG))
+    for g in groups:
+        g["lr"] = lr * g.pop("lr_mult")
+    return torch.optim.Adam(groups, lr=lr)
 
 
 def test_items_are_pure_and_well_formed(pool):
