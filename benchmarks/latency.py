@@ -10,11 +10,13 @@ coarse-to-fine against direct matching (speed, and accuracy on a known shift).
         [--model trained.safetensors]   # a trained lite model for the matching part (else random init)
         [--model-file default=models/default/model.safetensors ...]   # model files timed beside the architectures
         [--rotation-orders 4 8]   # and each model file lifted to C_N (rotation-invariant), with circular matching
+        [--matcher runs/matcher/matcher.safetensors]   # the learned matcher at 320x240 (issue #17)
 
 Random-init weights are used for timing (latency does not depend on the weights). Targets from the
 project's issue: lite on ONNX Runtime at 640x480 <= 40 ms and >= 9x faster than the reference;
 20 keypoints + 500 correspondences <= 10 ms; the shipped default (issue #14) on ONNX Runtime at 320x240 <= 20 ms
-and >= 9x faster than the reference. Matching runs with OPENBLAS_NUM_THREADS=1 (see
+and >= 9x faster than the reference; the learned matcher (issue #17) on a 320x240 pair <= 40 ms.
+Matching runs with OPENBLAS_NUM_THREADS=1 (see
 `pin_blas_threads`; --blas-threads 0 keeps the library default).
 """
 
@@ -223,6 +225,56 @@ def rotation_costs(files: dict[str, str], orders: list[int], threads: int, repea
         print(line + f"; circular descriptors + matching of 300 keypoints {t_ring:.1f} ms", flush=True)
 
 
+def learned_matcher_costs(matcher_files: list[str], threads: int, repeats: int, tmp: Path) -> None:
+    """What the learned matcher costs (issue #17) at 320x240 in ONNX Runtime (`threads` threads): the matcher alone on
+    two descriptor maps (their images too when it reads them), the descriptor matching of the node on the same maps
+    for scale, and both together with the two frames' descriptor extraction. Target: matcher <= 40 ms."""
+    from dense_descriptor_ros.matcher.export import export_matcher_onnx
+    from dense_descriptor_ros.matcher.io import load_matcher
+    from dense_descriptor_ros.matcher.runtime import LearnedMatcher
+
+    print(f"\nLearned matcher at 320x240 (ONNX Runtime, {threads} threads; a pair of frames)")
+    img_a = test_image(320, 240)
+    img_b = shift_image(img_a, *SHIFT)
+    for path in matcher_files:
+        net, info = load_matcher(path)
+        onnx_path = tmp / f"{Path(path).stem}.onnx"
+        export_matcher_onnx(net, info, onnx_path)
+        matcher = LearnedMatcher(onnx_path, num_threads=threads)
+        # the descriptor model it was trained on, if it is at hand: the shipped default, else random maps of its D
+        extractor = None
+        default = Path("models/default/model.onnx")
+        if default.is_file() and read_model_file_id(default) == info.descriptor_model_id:
+            extractor = DescriptorExtractor.load(default, ExtractorConfig(num_threads=threads))
+        if extractor is not None:
+            map_a, map_b = extractor.extract(img_a), extractor.extract(img_b)
+        else:
+            g = np.random.default_rng(0)
+            d = net.config.descriptor_dim
+            maps = [g.standard_normal((60, 80, d)).astype(np.float32) for _ in range(2)]
+            map_a, map_b = (DescriptorMap(m / np.linalg.norm(m, axis=-1, keepdims=True), (4, 4), (320, 240),
+                                          info.descriptor_model_id, True) for m in maps)
+        t_match = time_ms(lambda m=matcher, a=map_a, b=map_b: m.match(a, b, image_a=img_a, image_b=img_b), repeats)
+        q, _ = detect_keypoints(map_a, min_distance=12.0, max_keypoints=800)
+        t_desc = time_ms(lambda a=map_a, b=map_b, q=q: match_dense(a, b, points_a=q, max_ratio=0.9, max_matches=200),
+                         repeats)
+        line = (f"  {Path(path).name}: matcher {t_match:.1f} ms (target <= 40 ms: {'PASS' if t_match <= 40 else 'MISS'}"
+                f"; {1000 / t_match:.0f} Hz), the node's descriptor matching {t_desc:.1f} ms")
+        if extractor is not None:
+            t_ext = time_ms(lambda e=extractor: e.extract(img_b), repeats)
+            line += (f"; one frame's descriptors {t_ext:.1f} ms, so descriptors + matcher {t_ext + t_match:.1f} ms a "
+                     f"frame ({1000 / (t_ext + t_match):.0f} Hz)")
+        else:
+            line += " (random maps: its descriptor model is not the shipped one)"
+        print(line, flush=True)
+
+
+def read_model_file_id(path: Path) -> str:
+    from dense_descriptor_ros.runtime.export import read_onnx_info
+
+    return read_onnx_info(path).model_id
+
+
 def _by_query(c) -> np.ndarray:
     """uv_b ordered by query position uv_a."""
     return c.uv_b[np.lexsort((c.uv_a[:, 1], c.uv_a[:, 0]))]
@@ -254,6 +306,8 @@ def main() -> None:
                         "when other processes load the cores")
     p.add_argument("--rotation-orders", type=int, nargs="*", default=[], metavar="N",
                    help="also time every --model-file lifted to C_N (e.g. 4 8) and circular matching (issue #16)")
+    p.add_argument("--matcher", nargs="*", default=[], metavar="FILE",
+                   help="learned matcher files (.safetensors) to time at 320x240 (issue #17)")
     p.add_argument("--stat", choices=("median", "min"), default="median",
                    help="statistic over the repeats; min approximates an idle machine when others load it")
     args = p.parse_args()
@@ -291,6 +345,8 @@ def main() -> None:
             if args.rotation_orders and files:
                 rotation_costs(files, args.rotation_orders, args.threads, args.repeats)
         matching(args.threads, args.repeats, args.model, tmp)
+        if args.matcher:
+            learned_matcher_costs(args.matcher, args.threads, args.repeats, tmp)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "dense_descriptor_ros.sim.cli",
     "dense_descriptor_ros.eval.cli",
     "dense_descriptor_ros.probe.cli",
+    "dense_descriptor_ros.train.matcher_cli",
     "dense_descriptor_ros.eval.rotation_cli",
     "dense_descriptor_ros.runtime.cli",
     "dense_descriptor_ros.sim.reference_cli",  # the keypoints group (matching/cli.py) with from-sim

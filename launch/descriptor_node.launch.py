@@ -29,7 +29,8 @@ PROFILE_FILE = "fastdds_large_messages.xml"
 PARAMS_FILE = "descriptor_node.yaml"
 
 # Launch arguments that override a node parameter of the same name when non-empty.
-STRING_PARAMETERS = ("model_path", "backend", "device", "keypoints_file", "qos_reliability")
+STRING_PARAMETERS = ("model_path", "backend", "device", "keypoints_file", "matcher_file", "correspondence_method",
+                     "qos_reliability")
 BOOL_PARAMETERS = ("require_device",)
 # Node inputs (relative names) and the launch argument that remaps each.
 INPUT_REMAPS = (
@@ -61,6 +62,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="Fail instead of falling back to CPU; empty: keep params_file's value."),
         DeclareLaunchArgument("keypoints_file", default_value="",
                               description="Named keypoints (YAML) to track; empty: keep params_file's value."),
+        DeclareLaunchArgument("matcher_file", default_value="",
+                              description="Learned matcher (.onnx) for correspondence_method matcher; empty: keep "
+                                          "params_file's value."),
+        DeclareLaunchArgument("correspondence_method", default_value="", choices=["", "descriptor", "matcher"],
+                              description="Correspondences from descriptor nearest neighbours or the learned matcher; "
+                                          "empty: keep params_file's value."),
         DeclareLaunchArgument("color_topic", default_value="color/image_raw",
                               description="Colour image topic (remaps the node's color/image_raw)."),
         DeclareLaunchArgument("depth_topic", default_value="aligned_depth_to_color/image_raw",

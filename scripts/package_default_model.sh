@@ -24,6 +24,7 @@ for d in "$DATA" "$KEYPOINT_DATA"; do
 done
 mkdir -p "$OUT"
 cp "$RUN/model.safetensors" "$OUT/model.safetensors"
+rm -f "$OUT/matcher.safetensors" "$OUT/matcher.onnx"  # a matcher reads one model's maps: retrained at the end
 cp "$RUN/config.yaml" "$OUT/train_config.yaml"
 $DD export --model "$OUT/model.safetensors" --out "$OUT/model.onnx"
 MODELS=(--model "default=$OUT/model.safetensors")
@@ -50,4 +51,17 @@ if [[ -f "$REALISTIC_DATA/dataset.json" ]]; then
         --out runs/eval_default_realistic --threads 1 --no-progress --no-matching
     cp runs/eval_default_realistic/report.md "$OUT/eval_report_realistic.md"
 fi
+# The learned matcher (issue #17, docs/matcher.md) reads this model's maps: a matcher trained on the previous default
+# would be refused by the node, so it is retrained on the new one (MATCHER_DATA: its multi-view dataset; about 40
+# min on 2 CPU cores) or, with MATCHER=skip, removed.
+if [[ "${MATCHER:-train}" != skip ]]; then
+    $DD matcher train --config config/matcher_default.yaml descriptor_model="$OUT/model.safetensors" \
+        data.synthetic_dir="${MATCHER_DATA:-data/sim_real_i250}" out_dir=runs/matcher_default --no-progress
+    cp runs/matcher_default/matcher.safetensors "$OUT/matcher.safetensors"
+    $DD matcher export "$OUT/matcher.safetensors" --out "$OUT/matcher.onnx"
+    $DD matcher eval --model "$OUT/model.onnx" --matcher "$OUT/matcher.onnx" --data "${MATCHER_DATA:-data/sim_real_i250}" \
+        --pairs 100 --out runs/match_eval_default --no-progress
+    cp runs/match_eval_default/report.md "$OUT/matcher_report.md"
+fi
+chmod 644 "$OUT"/*
 ls -la "$OUT"

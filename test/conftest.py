@@ -67,3 +67,18 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+#: 10 scenes x 2 views at 160x120: train scenes 0-6, test scene 9 (held-out instances). About 4 s.
+TINY_SIM = dict(scenes=10, views=2, width=160, height=120, seed=0, objects_min=3, objects_max=4, distractors_max=0,
+                instances_per_category=10, settle_steps=240)
+
+
+@pytest.fixture(scope="session")
+def tiny_sim(tmp_path_factory) -> Path:
+    """A tiny synthetic dataset with train and test scenes (generated once per session)."""
+    from dense_descriptor_ros.sim.generator import GenerateConfig, generate
+
+    root = tmp_path_factory.getbasetemp() / "sim_tiny_splits"
+    generate(GenerateConfig(**TINY_SIM), root, workers=1, progress=False)
+    return root

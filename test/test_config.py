@@ -94,3 +94,12 @@ def test_every_committed_pretraining_config_loads(path):
 
     cfg = load_config(PretrainConfig, Path(__file__).parents[1] / "config" / path)
     assert cfg.steps >= 1 and cfg.out_dir.startswith("runs/")
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (Path(__file__).parents[1] / "config").glob("matcher_*.yaml")))
+def test_every_committed_matcher_config_loads(path):
+    from dense_descriptor_ros.train.matcher_config import MatcherTrainConfig
+
+    cfg = load_config(MatcherTrainConfig, Path(__file__).parents[1] / "config" / path)
+    assert cfg.steps >= 1 and cfg.out_dir.startswith("runs/")
+    assert Path(cfg.descriptor_model).is_file()  # the shipped model it names

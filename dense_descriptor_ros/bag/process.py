@@ -118,8 +118,9 @@ def load_pipeline(settings: NodeSettings):
         ModelFileError: missing / unreadable model or keypoint file; ModelMismatchError (ValueError):
         keypoints of another model; BackendFallbackError: missing device with require_device.
     """
+    from ..matcher.runtime import LearnedMatcher
     from ..pipeline import FrameProcessor
-    from ..pipeline.inputs import load_part_probe, load_reference_keypoints
+    from ..pipeline.inputs import load_part_probe, load_reference_keypoints, resolve_matcher_file
     from ..runtime.extractor import DescriptorExtractor
     from ..runtime.model_files import probe_model, resolve_model_path
 
@@ -127,8 +128,12 @@ def load_pipeline(settings: NodeSettings):
     info = probe_model(path)
     reference = load_reference_keypoints(settings.keypoints_file, path, info.model_id, settings.backend)
     probe = load_part_probe(settings.part_probe_file, path, info.model_id, settings.backend, info.descriptor_dim)
+    matcher_path = resolve_matcher_file(settings.matcher_file, path, info.model_id, settings.backend,
+                                        settings.correspondence_method)
     extractor = DescriptorExtractor.load(path, settings.extractor_config())
-    return FrameProcessor(extractor, reference, settings.pipeline_config(), probe), path
+    matcher = (LearnedMatcher(matcher_path, settings.num_threads, allow_spinning=False) if matcher_path is not None
+               else None)
+    return FrameProcessor(extractor, reference, settings.pipeline_config(), probe, matcher), path
 
 
 def _reason(e: Exception) -> str:
@@ -163,6 +168,10 @@ def process_bag(inp: str | Path, out: str | Path, settings: NodeSettings | None 
             log("no keypoint file: keypoint output off")
         if processor.probe is not None:
             log(f"part probe: labels output on ({processor.probe.num_classes} classes)")
+        if processor.config.correspondence_mode != "off":
+            log(f"correspondences: {processor.config.correspondence_method}"
+                + (f" ({processor.matcher.path}, {processor.matcher.backend})"
+                   if processor.config.correspondence_method == "matcher" else ""))
         store = reader.store
         types = message_types(store)
         wanted = Wanted()

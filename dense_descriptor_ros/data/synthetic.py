@@ -32,21 +32,23 @@ def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np
 
 def resized_correspondences(depth_a: torch.Tensor, K_a: torch.Tensor, T_a: torch.Tensor, depth_b: torch.Tensor,
                             K_b: torch.Tensor, T_b: torch.Tensor, size: tuple[int, int], abs_tol: float,
-                            rel_tol: float = 0.0, max_spread: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+                            rel_tol: float = 0.0, max_spread: float = 0.01,
+                            points: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense A -> B map between both views resized to `size` (H, W), from their native depth maps.
 
-    Each resized pixel centre of A is mapped to its native sub-pixel position; its depth is interpolated
-    in 1/z (exact on planar patches) and only kept where the neighbouring depths agree within the
-    relative `max_spread` (no blends of two surfaces across a depth edge). The 3D point is then tested
-    against B's native depth and its B position scaled to the resized B image.
+    Each resized pixel centre of A (or each of `points`) is mapped to its native sub-pixel position; its
+    depth is interpolated in 1/z (exact on planar patches) and only kept where the neighbouring depths agree
+    within the relative `max_spread` (no blends of two surfaces across a depth edge). The 3D point is then
+    tested against B's native depth and its B position scaled to the resized B image.
 
     Shape:
-        depth_*: native (H, W); returns uv_b (h, w, 2) in resized-B pixels (-1 invalid) and valid (h, w).
+        depth_*: native (H, W); points: (..., 2) resized-A pixels (x, y), default every pixel (h, w, 2);
+        returns uv_b (..., 2) in resized-B pixels (-1 invalid) and valid (...).
     """
     h, w = size
     ha, wa = depth_a.shape
     hb, wb = depth_b.shape
-    grid = pixel_grid(h, w, depth_a.device, torch.float64)
+    grid = pixel_grid(h, w, depth_a.device, torch.float64) if points is None else points.double()
     src = torch.stack([(grid[..., 0] + 0.5) * wa / w - 0.5, (grid[..., 1] + 0.5) * ha / h - 0.5], -1)
     z, ok = interpolate_depth(depth_a.double(), src)
     # spread of the (up to) four native neighbours around each position

@@ -105,6 +105,35 @@ def _nanmedian(v: list[float]) -> float:
     return float(np.median(v)) if v else float("nan")
 
 
+def correspondence_errors(correspondences: dict[int, Any], index: dict[int, int], K: np.ndarray,
+                          T_wc: np.ndarray) -> tuple[list[float], list[int], list[float]]:
+    """Reprojection errors (px) of Correspondences messages against the known camera motion: each match's point of
+    frame A (lifted with A's depth, in the message) moved into frame B and projected, against its pixel in B.
+
+    Args:
+        correspondences: frame index of B -> message; index: stamp (ns) -> frame index; K: (3, 3);
+            T_wc: (F, 3 or 4, 4) camera -> world poses by frame index.
+    Returns:
+        errors of every match with valid 3D points, the number of matches of every message, and the scores of the
+        matches whose errors are returned (same order).
+    """
+    reproj, n_corr, scores = [], [], []
+    for b, c in correspondences.items():
+        a = index.get(stamp_to_ns(c.stamp_a))
+        n = len(c.scores)
+        n_corr.append(n)
+        if a is None or n == 0:
+            continue
+        T = np.linalg.inv(T_wc[b]) @ T_wc[a]
+        valid = np.asarray(c.points_valid, bool)
+        pa = np.asarray(c.points_a, np.float64).reshape(n, 3)[valid]
+        q = pa @ T[:3, :3].T + T[:3, 3]
+        proj = q[:, :2] / q[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+        reproj += np.linalg.norm(proj - np.asarray(c.pixels_b, np.float64).reshape(n, 2)[valid], axis=1).tolist()
+        scores += np.asarray(c.scores, np.float64)[valid].tolist()
+    return reproj, n_corr, scores
+
+
 def score(played: Path, recorded: Path, ground_truth: Path) -> tuple[DemoSummary, dict[str, Any]]:
     """The summary, and what the pictures need (frames by index, outputs by frame index)."""
     gt = json.loads(Path(ground_truth).read_text())
@@ -147,20 +176,7 @@ def score(played: Path, recorded: Path, ground_truth: Path) -> tuple[DemoSummary
                 mm.append(d)
                 rec["mm"].append(d)
     handle = _handle_frame_errors(by["keypoints"], gt, T_wc, mug)
-    # correspondences against the known motion: lift A with its depth (in the message), move, project
-    reproj, n_corr = [], []
-    for b, c in by["correspondences"].items():
-        a = index.get(stamp_to_ns(c.stamp_a))
-        n = len(c.scores)
-        n_corr.append(n)
-        if a is None or n == 0:
-            continue
-        T = np.linalg.inv(T_wc[b]) @ T_wc[a]
-        valid = np.asarray(c.points_valid, bool)
-        pa = np.asarray(c.points_a, np.float64).reshape(n, 3)[valid]
-        q = pa @ T[:3, :3].T + T[:3, 3]
-        proj = q[:, :2] / q[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
-        reproj += np.linalg.norm(proj - np.asarray(c.pixels_b, np.float64).reshape(n, 2)[valid], axis=1).tolist()
+    reproj, n_corr, _ = correspondence_errors(by["correspondences"], index, K, T_wc)
     diag = {kv.key: kv.value for kv in out[OUTPUT_TOPICS["diagnostics"]][-1][1].status[0].values} \
         if out[OUTPUT_TOPICS["diagnostics"]] else {}
 

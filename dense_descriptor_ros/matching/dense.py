@@ -336,6 +336,9 @@ def match_dense(map_a: DescriptorMap, map_b: DescriptorMap, points_a: np.ndarray
                       np.clip(np.rint(pa[:, 0]), 0, wa - 1).astype(np.int64)]
         pa, qa = pa[inside], qa[inside]
 
+    if len(pa) == 0:  # no query (a featureless frame A, or a mask with nothing in it): no matches, not an error
+        e = np.zeros((0, 2))
+        return Correspondences(e, e.copy(), np.zeros(0, np.float32), np.zeros(0, np.float32))
     f = coarse_factor
     ca, cb = pool_map(fa, f, map_a.normalized), pool_map(fb, f, map_b.normalized)
     cok_a = pool_map(ok_a[..., None].astype(np.float32), f)[..., 0] > 0 if ok_a is not None else None

@@ -33,9 +33,17 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from .. import msg as ddr_msg
+from ..matcher.runtime import LearnedMatcher
 from ..matching.keypoints import ReferenceKeypoints
 from ..pipeline import FrameProcessor, Wanted
-from ..pipeline.inputs import DECODE_ERRORS, bad_input_reason, decode_frame, load_part_probe, load_reference_keypoints
+from ..pipeline.inputs import (
+    DECODE_ERRORS,
+    bad_input_reason,
+    decode_frame,
+    load_part_probe,
+    load_reference_keypoints,
+    resolve_matcher_file,
+)
 from ..pipeline.outputs import OUTPUT_SPECS, MessageTypes, output_messages
 from ..ros_core.sync import ApproximateTimeSync, stamp_to_ns
 from ..ros_core.topics import COLOR_TOPIC, DEPTH_TOPIC, DIAGNOSTICS_TOPIC, INFO_TOPIC, NODE_NAME
@@ -119,6 +127,7 @@ class DescriptorNode(LifecycleNode):
         self._resets_seen = 0  # synchroniser resets (time jumped backwards) already reported
         self._reference: ReferenceKeypoints | None = None
         self._probe: PartProbe | None = None
+        self._matcher_path = None  # the learned matcher's file (resolved at configure, loaded at activate)
         self._model_path = None
         self._processor: FrameProcessor | None = None
         self._sync: ApproximateTimeSync | None = None
@@ -165,6 +174,10 @@ class DescriptorNode(LifecycleNode):
             new, later = self.settings.with_changes({p.name: p.value for p in params})
         except (ValueError, TypeError) as e:
             return SetParametersResult(successful=False, reason=str(e))
+        if (new.correspondence_method == "matcher" and self._model_path is not None and self._matcher_path is None
+                and "matcher_file" not in later):
+            return SetParametersResult(successful=False, reason="correspondence_method 'matcher' needs a "
+                                       "matcher_file (set it, then configure again)")
         self.settings = new
         if self._processor is not None and any(p.name in LIVE for p in params):
             self._processor.update_config(new.pipeline_config())
@@ -180,6 +193,8 @@ class DescriptorNode(LifecycleNode):
             info = probe_model(path)
             self._reference = self._load_keypoints(s, path, info.model_id)
             self._probe = load_part_probe(s.part_probe_file, path, info.model_id, s.backend, info.descriptor_dim)
+            self._matcher_path = resolve_matcher_file(s.matcher_file, path, info.model_id, s.backend,
+                                                      s.correspondence_method)
         except (ModelFileError, ValueError, OSError) as e:
             return self._failed(f"configure failed: {e}")
         self._model_path = path
@@ -187,7 +202,7 @@ class DescriptorNode(LifecycleNode):
         names = "none" if self._reference is None else ", ".join(self._reference.names)
         labels = "off" if self._probe is None else f"{self._probe.num_classes} classes"
         self.get_logger().info(f"model {path} ({info.name} {info.version}, id {info.model_id}); keypoints: {names}; "
-                               f"labels: {labels}")
+                               f"labels: {labels}; matcher: {self._matcher_path or 'none'}")
         self._pubs = {s.key: self.create_lifecycle_publisher(message_class(s.type_name), f"~/{s.topic}", s.qos_depth)
                       for s in OUTPUT_SPECS}
         self._start_diagnostics()  # diagnostics_period applies at configure
@@ -218,8 +233,14 @@ class DescriptorNode(LifecycleNode):
             return self._failed(f"activate failed: cannot load {self._model_path}: {e}")
         if getattr(extractor.backend, "fallback", None):
             self.get_logger().warning(f"{extractor.backend.fallback} (set require_device to make this an error)")
+        try:
+            matcher = (LearnedMatcher(self._matcher_path, s.num_threads, allow_spinning=False)
+                       if self._matcher_path is not None else None)
+            processor = FrameProcessor(extractor, self._reference, s.pipeline_config(), self._probe, matcher)
+        except (ValueError, OSError, RuntimeError) as e:
+            return self._failed(f"activate failed: cannot load the matcher {self._matcher_path}: {e}")
         self._backend_text = extractor.describe()
-        self._processor = FrameProcessor(extractor, self._reference, s.pipeline_config(), self._probe)
+        self._processor = processor
         self._sync = ApproximateTimeSync(("color", "depth"), slop_s=s.sync_slop, queue_size=s.sync_queue,
                                          exact=s.sync_exact, jump_back_reset_s=JUMP_BACK_S)
         self.stats = NodeStats()
@@ -262,7 +283,7 @@ class DescriptorNode(LifecycleNode):
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
-        self._pubs, self._reference, self._model_path = {}, None, None
+        self._pubs, self._reference, self._model_path, self._matcher_path = {}, None, None, None
         self._lifecycle = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 

@@ -40,6 +40,9 @@ class NodeSettings:
                                  "keypoints when the model is the shipped one; 'none' = no keypoint output")
     part_probe_file: str = _p("", "part probe (.safetensors from `dense-descriptor probe`) for the labels output; "
                                   "empty = the shipped probe when the model is the shipped one; 'none' = no labels")
+    matcher_file: str = _p("", "learned matcher (.onnx / .safetensors from `dense-descriptor matcher`) for "
+                               "correspondence_method matcher; empty = the shipped matcher when the model is the "
+                               "shipped one; 'none' = no matcher")
     # --- inputs
     sync_slop: float = _p(0.02, "largest colour-depth stamp difference [s] for approximate-time matching")
     sync_exact: bool = _p(False, "match colour and depth only on identical stamps")
@@ -55,9 +58,14 @@ class NodeSettings:
     keypoint_max_distance: float = _p(0.8, "keypoints whose descriptor distance exceeds this are not found")
     keypoint_radius: float = _p(12.0, "radius [px] of a keypoint's neighbourhood in its confidence")
     correspondence_mode: str = _p("previous", "frame A of the correspondences", ("previous", "reference", "off"))
+    correspondence_method: str = _p("descriptor", "how correspondences are found: descriptor nearest neighbours "
+                                                  "with a ratio test, or the learned matcher (needs matcher_file)",
+                                    ("descriptor", "matcher"))
     correspondence_max: int = _p(200, "most correspondences per frame")
     correspondence_spacing: float = _p(12.0, "query pixels in frame A are at least this many pixels apart")
-    correspondence_max_ratio: float = _p(0.9, "ratio test threshold of a correspondence")
+    correspondence_max_ratio: float = _p(0.9, "ratio test threshold of a correspondence (method descriptor)")
+    correspondence_min_confidence: float = _p(0.2, "dual-softmax confidence a correspondence must exceed (method "
+                                                   "matcher)")
     depth_min: float = _p(0.1, "smallest valid depth [m]")
     depth_max: float = _p(10.0, "largest valid depth [m]")
     depth_window: int = _p(5, "odd window [px] whose depth lifts a pixel to 3D")

@@ -30,12 +30,18 @@ class PipelineConfig:
     # Correspondences from frame A to the current frame: "previous" (A = the last processed frame),
     # "reference" (A = the first frame after activation, or after `reset_reference`), or "off".
     correspondence_mode: Literal["previous", "reference", "off"] = "previous"
+    # How correspondences are found: "descriptor" (the most distinctive cells of A matched by mutual nearest
+    # neighbours with a ratio test, coarse-to-fine) or "matcher" (the learned coarse-to-fine matcher on both
+    # frames' descriptor maps: one query per coarse cell, dual-softmax confidence; needs a matcher file).
+    correspondence_method: Literal["descriptor", "matcher"] = "descriptor"
     # Most correspondences per frame (the most distinctive ones).
     correspondence_max: int = 200
     # Query pixels in A: the most distinctive ones, at least this many pixels apart.
     correspondence_spacing: float = 12.0
-    # Ratio test (best / second-best descriptor distance) a correspondence must pass.
+    # Ratio test (best / second-best descriptor distance) a correspondence must pass (method "descriptor").
     correspondence_max_ratio: float = 0.9
+    # Dual-softmax confidence a correspondence must exceed (method "matcher").
+    correspondence_min_confidence: float = 0.2
     # Depth outside [depth_min, depth_max] metres is invalid (no 3D point).
     depth_min: float = 0.1
     depth_max: float = 10.0
@@ -61,6 +67,9 @@ class PipelineConfig:
             raise ValueError("correspondence_max must be >= 1 and correspondence_spacing > 0")
         if not 0.0 < self.correspondence_max_ratio <= 1.0:
             raise ValueError(f"correspondence_max_ratio must be in (0, 1], got {self.correspondence_max_ratio}")
+        if not 0.0 <= self.correspondence_min_confidence < 1.0:
+            raise ValueError(f"correspondence_min_confidence must be in [0, 1), got "
+                             f"{self.correspondence_min_confidence}")
         if not 0.0 <= self.depth_min < self.depth_max:
             raise ValueError(f"need 0 <= depth_min < depth_max, got {self.depth_min}, {self.depth_max}")
         if self.depth_window < 1 or self.depth_window % 2 == 0:

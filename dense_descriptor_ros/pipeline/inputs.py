@@ -174,3 +174,36 @@ def load_part_probe(part_probe_file: str, model_path: str | Path, model_id: str,
     if probe.descriptor_dim != descriptor_dim:
         raise ModelFileError(f"part_probe_file {path} has D={probe.descriptor_dim}, the model D={descriptor_dim}")
     return probe
+
+
+def resolve_matcher_file(matcher_file: str, model_path: str | Path, model_id: str, backend: str,
+                         method: str) -> Path | None:
+    """The learned matcher's file for correspondence_method "matcher", checked (not loaded), or None.
+
+    `matcher_file` as `keypoints_file` in `load_reference_keypoints` ("" = the shipped matcher with the shipped
+    model, for the backend: matcher.onnx on ONNX Runtime, matcher.safetensors on PyTorch). It must have been trained
+    on the same model. Resolved whenever there is one, so that the method can be switched at run time; load it with
+    `matcher.runtime.LearnedMatcher`.
+
+    Raises:
+        ModelFileError: a missing or unreadable file, a matcher of another model, or method "matcher" without one.
+    """
+    from ..matcher.runtime import MatcherMismatchError, read_matcher_info
+    from ..runtime.model_files import ModelFileError, default_matcher_path
+
+    path = _companion_file(matcher_file, default_matcher_path(backend), model_path, backend)
+    if path is None:
+        if method == "matcher":
+            raise ModelFileError("correspondence_method 'matcher' needs a matcher_file (none given and no shipped "
+                                 "matcher for this model)")
+        return None
+    try:
+        info = read_matcher_info(path)
+    except FileNotFoundError as e:
+        raise ModelFileError(f"matcher_file {path} does not exist") from e
+    except ValueError as e:
+        raise ModelFileError(f"matcher_file: {e}") from e
+    if info.descriptor_model_id != model_id:
+        raise ModelFileError(str(MatcherMismatchError(f"matcher_file {path} was trained on descriptor model "
+                                                      f"{info.descriptor_model_id}, the model is {model_id}")))
+    return path

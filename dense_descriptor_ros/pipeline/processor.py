@@ -13,6 +13,7 @@ import numpy as np
 
 from ..descriptor_map import DescriptorMap
 from ..geometry.lifting import lift_points
+from ..matcher.runtime import LearnedMatcher
 from ..matching.dense import match_dense, sample_map
 from ..matching.detect import detect_keypoints
 from ..matching.keypoints import ReferenceKeypoints, locate_keypoints
@@ -56,7 +57,8 @@ class CorrespondenceResult:
     """Matches from an earlier frame A to this frame B.
 
     Shape:
-        uv_a, uv_b: (N, 2) pixel (x, y); score: (N,) float32 in [0, 1] (1 - Lowe ratio);
+        uv_a, uv_b: (N, 2) pixel (x, y); score: (N,) float32 in [0, 1] (1 - Lowe ratio for the descriptor
+            method, the dual-softmax confidence for the learned matcher);
         xyz_a, xyz_b: (N, 3) metres in each frame's optical frame, NaN where not valid; valid: (N,) bool.
     """
 
@@ -114,6 +116,7 @@ class _Previous:
     depth: np.ndarray | None
     K: np.ndarray | None
     stamp_ns: int
+    rgb: np.ndarray | None = None  # kept only for a matcher that reads the images
 
 
 class FrameProcessor:
@@ -124,11 +127,22 @@ class FrameProcessor:
         reference: named keypoints to locate (None: no keypoint output). Checked against the model.
         config: thresholds and output settings; `update_config` swaps it between frames.
         probe: linear part probe for the labels output (None: no labels). Checked against the model.
+        matcher: learned matcher for `correspondence_method` "matcher" (None: that method is refused). Checked
+            against the model and its native map stride.
     """
 
     def __init__(self, extractor: DescriptorExtractor, reference: ReferenceKeypoints | None = None,
-                 config: PipelineConfig | None = None, probe: PartProbe | None = None) -> None:
+                 config: PipelineConfig | None = None, probe: PartProbe | None = None,
+                 matcher: LearnedMatcher | None = None) -> None:
         self.extractor = extractor
+        if matcher is not None:
+            matcher.check_model(extractor.info.model_id)
+            given = 1 if extractor.config.output_stride else extractor.info.stride
+            if given != matcher.info.descriptor_stride:
+                raise ValueError(f"the matcher reads native stride-{matcher.info.descriptor_stride} maps; the "
+                                 f"extractor gives stride {given}")
+        self.matcher = matcher
+        self._check_method(config or PipelineConfig())
         self.config = config or PipelineConfig()
         for what, companion in (("keypoint file", reference), ("part probe", probe)):
             if companion is not None:  # made with this model, at its descriptor dimension
@@ -141,9 +155,18 @@ class FrameProcessor:
         self.colorizer = PcaColorizer()
         self._anchor: _Previous | None = None
 
+    def _check_method(self, config: PipelineConfig) -> None:
+        if config.correspondence_method == "matcher" and self.matcher is None:
+            raise ValueError("correspondence_method 'matcher' needs a matcher file (matcher_file)")
+
     def update_config(self, config: PipelineConfig) -> None:
-        """New thresholds from the next frame on; a mode change restarts correspondences."""
-        if config.correspondence_mode != self.config.correspondence_mode:
+        """New thresholds from the next frame on; a mode or method change restarts correspondences.
+
+        Raises:
+            ValueError: the matcher method without a matcher (the config is not changed)."""
+        self._check_method(config)
+        if (config.correspondence_mode, config.correspondence_method) != (self.config.correspondence_mode,
+                                                                          self.config.correspondence_method):
             self._anchor = None
         self.config = config
 
@@ -221,19 +244,25 @@ class FrameProcessor:
             # time went backwards (a bag played in a loop, a restarted camera): frame A would be "later" than
             # the frame matched against it; start again from this frame
             anchor = self._anchor = None
-        current = _Previous(dmap, frame.depth, frame.K, frame.stamp_ns)
+        reads = cfg.correspondence_method == "matcher" and self.matcher is not None and self.matcher.reads_images
+        current = _Previous(dmap, frame.depth, frame.K, frame.stamp_ns, frame.rgb if reads else None)
         if anchor is None or cfg.correspondence_mode == "previous":
             self._anchor = current
         if anchor is None:
             return None  # the first frame has nothing to match against
-        uv_a, _ = detect_keypoints(anchor.dmap, min_distance=cfg.correspondence_spacing,
-                                   max_keypoints=4 * cfg.correspondence_max)
-        m = match_dense(anchor.dmap, dmap, points_a=uv_a, max_ratio=cfg.correspondence_max_ratio,
-                        max_matches=cfg.correspondence_max)
-        xyz_a, va = self._lift(m.uv_a, anchor.depth, anchor.K)
-        xyz_b, vb = self._lift(m.uv_b, frame.depth, frame.K)
+        if cfg.correspondence_method == "matcher" and self.matcher is not None:
+            mm = self.matcher.match(anchor.dmap, dmap, threshold=cfg.correspondence_min_confidence,
+                                    max_matches=cfg.correspondence_max, image_a=anchor.rgb, image_b=frame.rgb)
+            uv_a, uv_b, score = mm.uv_a, mm.uv_b, mm.confidence
+        else:
+            q, _ = detect_keypoints(anchor.dmap, min_distance=cfg.correspondence_spacing,
+                                    max_keypoints=4 * cfg.correspondence_max)
+            m = match_dense(anchor.dmap, dmap, points_a=q, max_ratio=cfg.correspondence_max_ratio,
+                            max_matches=cfg.correspondence_max)
+            uv_a, uv_b, score = m.uv_a, m.uv_b, np.clip(1.0 - m.ratio, 0.0, 1.0).astype(np.float32)
+        xyz_a, va = self._lift(uv_a, anchor.depth, anchor.K)
+        xyz_b, vb = self._lift(uv_b, frame.depth, frame.K)
         valid = va & vb
         xyz_a[~valid] = np.nan
         xyz_b[~valid] = np.nan
-        score = np.clip(1.0 - m.ratio, 0.0, 1.0).astype(np.float32)
-        return CorrespondenceResult(anchor.stamp_ns, m.uv_a, m.uv_b, score, xyz_a, xyz_b, valid)
+        return CorrespondenceResult(anchor.stamp_ns, uv_a, uv_b, score, xyz_a, xyz_b, valid)

@@ -181,14 +181,10 @@ def pretrain(cfg: PretrainConfig, resume: str | Path | None = None, stop_at: int
                        "train/logit_scale": float(net.scale().detach()), "lr/lr": lr, "lr/grad_norm": gnorm,
                        "speed/items_per_s": seen / max(now - t_last, 1e-9)}
                 t_last, seen = now, 0
-                history.add(step, row)
-                for k, v in row.items():
-                    writer.add_scalar(k, v, step)
+                history.log(step, row, writer)
             if val and (step % cfg.val_every == 0 or step == cfg.steps):
                 m = evaluate(net, val, device)
-                history.add(step, {"val/loss": m["loss"], "val/accuracy": m["accuracy"]})
-                writer.add_scalar("val/loss", m["loss"], step)
-                writer.add_scalar("val/accuracy", m["accuracy"], step)
+                history.log(step, {"val/loss": m["loss"], "val/accuracy": m["accuracy"]}, writer)
                 bar.write(f"step {step}: held-out loss {m['loss']:.3f}, accuracy {m['accuracy']:.3f} "
                           f"(chance {chance_loss(cfg.unmix):.3f}, {chance_accuracy(cfg.unmix):.3f})")
                 if m["accuracy"] > best:
@@ -204,8 +200,7 @@ def pretrain(cfg: PretrainConfig, resume: str | Path | None = None, stop_at: int
         print(f"stopped at step {step}; checkpoint saved. Continue with --resume {run_dir}")
     else:
         save("encoder.safetensors", step)
-    history.save(run_dir / "history.json")
-    history.plot(run_dir / "history.png")
+    history.finish(run_dir)
     writer.close()
     return PretrainResult(run_dir, step, interrupted, best, history.rows)
 

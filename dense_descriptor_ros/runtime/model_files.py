@@ -13,6 +13,8 @@ MODEL_FILES = {"onnx": "model.onnx", "torch": "model.safetensors"}
 DEFAULT_KEYPOINTS = "mug_keypoints.json"
 #: the linear part probe fitted on the shipped model (labels output; `dense-descriptor probe`)
 DEFAULT_PART_PROBE = "part_probe.safetensors"
+#: the learned matcher trained on the shipped model (correspondence_method matcher; `dense-descriptor matcher`)
+MATCHER_FILES = {"onnx": "matcher.onnx", "torch": "matcher.safetensors"}
 
 
 class ModelFileError(ValueError):
@@ -41,6 +43,13 @@ def default_model_path(backend: str) -> Path:
     if backend not in MODEL_FILES:
         raise ValueError(f"backend must be one of {sorted(MODEL_FILES)}, got {backend!r}")
     return models_dir() / DEFAULT_MODEL_DIR / MODEL_FILES[backend]
+
+
+def default_matcher_path(backend: str) -> Path:
+    """The shipped matcher for a backend ("onnx" or "torch")."""
+    if backend not in MATCHER_FILES:
+        raise ValueError(f"backend must be one of {sorted(MATCHER_FILES)}, got {backend!r}")
+    return models_dir() / DEFAULT_MODEL_DIR / MATCHER_FILES[backend]
 
 
 def default_keypoints_path() -> Path:

@@ -413,18 +413,14 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
                        **collapse_indicators(desc_a, desc_b, pairs, stride),
                        "speed/pairs_per_s": pairs_seen / max(now - t_last, 1e-9)}
                 t_last, pairs_seen = now, 0
-                history.add(step, row)
-                for k, v in row.items():
-                    writer.add_scalar(k, v, step)
+                history.log(step, row, writer)
             if main and (step % cfg.image_every == 0 or step == cfg.steps):
                 panel = pca_panel(batch.image_a[0], batch.image_b[0], desc_a[0].detach(), desc_b[0].detach())
                 writer.add_image("descriptors/pca", panel, step, dataformats="HWC")
             stop_now = False
             if main and val_items and (step % cfg.val_every == 0 or step == cfg.steps):
                 vals = validate(step)
-                history.add(step, vals)
-                for k, v in vals.items():
-                    writer.add_scalar(k, v, step)
+                history.log(step, vals, writer)
                 metric = vals[f"val/{cfg.early_stop_metric}"]
                 bar.write(f"step {step}: " + ", ".join(f"{k[4:]} {v:.3f}" for k, v in vals.items()))
                 if metric > best:
@@ -458,8 +454,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, stop_at: int | Non
             save_model(net, run_dir / "model.safetensors",
                        {"train_config_hash": config_hash(cfg), "step": str(step),
                         "steps_total": str(init_steps + step)})
-        history.save(run_dir / "history.json")
-        history.plot(run_dir / "history.png")
+        history.finish(run_dir)
         writer.close()
     if distributed:
         dist.barrier()

@@ -57,8 +57,19 @@ class MetricHistory:
     def add(self, step: int, values: dict[str, float]) -> None:
         self.rows.append({"step": float(step), **{k: float(v) for k, v in values.items()}})
 
+    def log(self, step: int, values: dict[str, float], writer) -> None:
+        """`add`, and the same scalars to a TensorBoard SummaryWriter (what every run loop logs)."""
+        self.add(step, values)
+        for k, v in values.items():
+            writer.add_scalar(k, v, step)
+
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.rows, indent=0))
+
+    def finish(self, run_dir: str | Path) -> None:
+        """history.json and history.png in a run directory (at the end of a run or when it stops)."""
+        self.save(Path(run_dir) / "history.json")
+        self.plot(Path(run_dir) / "history.png")
 
     def plot(self, path: str | Path, cols: int = 5) -> None:
         """One small panel per metric against step (metrics differ in scale, so none share an axis)."""

@@ -49,8 +49,8 @@ def short_bags(sample_bag, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def model_files(sample_bag, tmp_path_factory) -> Path:
-    """m.onnx + m.safetensors (the same small untrained network) and kp.json annotated with it on the
-    sample's first frame at the node's default resolution (320x240, the sample's size)."""
+    """m.onnx + m.safetensors (the same small untrained network), kp.json annotated with it on the sample's first
+    frame at the node's default resolution (320x240, the sample's size), a part probe and a matcher for it."""
     from dense_descriptor_ros.matching.keypoints import annotate_keypoints, model_identity
     from dense_descriptor_ros.models import build_model
     from dense_descriptor_ros.models.config import ModelConfig
@@ -74,6 +74,14 @@ def model_files(sample_bag, tmp_path_factory) -> Path:
     w = np.zeros((2, 16), np.float32)
     w[1, 0] = 1.0  # "mug/body" where descriptor channel 0 is positive
     PartProbe(w, np.zeros(2, np.float32), ["background", "mug/body"], {"id": ex.info.model_id}).save(d / "probe.st")
+    from dense_descriptor_ros.matcher.config import MatcherConfig
+    from dense_descriptor_ros.matcher.export import export_matcher_onnx
+    from dense_descriptor_ros.matcher.io import MatcherInfo
+    from dense_descriptor_ros.matcher.model import MatcherNet
+
+    torch.manual_seed(0)  # an untrained learned matcher for this model (correspondence_method matcher)
+    matcher = MatcherNet(MatcherConfig(descriptor_dim=16, d_model=16, layers=1, heads=2, fine_dim=8, image_channels=8))
+    export_matcher_onnx(matcher, MatcherInfo(ex.info.model_id, ex.info.stride), d / "matcher.onnx")
     return d
 
 

@@ -177,6 +177,27 @@ def test_cli_with_params(short_bags, model_files, tmp_path, capsys):
         assert r.storage == "sqlite3" and OUTPUT_TOPICS["keypoints"] not in r.topics
 
 
+def test_the_learned_matcher_makes_the_correspondences(short_bags, model_files, tmp_path, capsys):
+    from dense_descriptor_ros.bag.cli import main
+
+    out = tmp_path / "o"
+    assert main(["process", str(short_bags["mcap"]), str(out), "--model", str(model_files / "m.onnx"),
+                 "--keypoints", "none", "--param", "correspondence_method=matcher", "--param",
+                 f"matcher_file={model_files / 'matcher.onnx'}", "--param", "correspondence_min_confidence=0.0",
+                 "--no-progress"]) == 0
+    assert f"correspondences: matcher ({model_files / 'matcher.onnx'}, onnxruntime)" in capsys.readouterr().out
+    msgs = decoded(out, OUTPUT_TOPICS["correspondences"])
+    assert len(msgs) == FRAMES - 1
+    for m in msgs:  # one query per coarse cell (8 px) of the 320x240 frames: centres at 8c + 3.5
+        a = np.asarray(m.pixels_a).reshape(-1, 2)
+        assert 0 < len(a) <= 200 and np.allclose((a - 3.5) / 8, np.round((a - 3.5) / 8))
+        assert np.all((np.asarray(m.scores) >= 0) & (np.asarray(m.scores) <= 1))
+    # without a matcher file (this model ships none) the method is refused before anything is written
+    assert main(["process", str(short_bags["mcap"]), str(tmp_path / "p"), "--model", str(model_files / "m.onnx"),
+                 "--keypoints", "none", "--param", "correspondence_method=matcher", "--no-progress"]) == 2
+    assert "needs a matcher_file" in capsys.readouterr().err and not (tmp_path / "p").exists()
+
+
 # ----------------------------------------------------------------------------------------- bad input
 def rewrite(src, dst, change):
     """Copy a bag, passing each (topic, index within the topic, rosbags message, raw) through `change`,

@@ -256,13 +256,14 @@ def test_descriptor_launch_arguments(descriptor_launch):
     src = descriptor_launch
     assert set(src.declared_arguments()) >= {
         "namespace", "node_name", "params_file", "model_path", "backend", "device", "require_device",
-        "keypoints_file", "color_topic", "depth_topic", "camera_info_topic", "qos_reliability",
-        "use_fastdds_profile", "autostart", "log_level"}
+        "keypoints_file", "matcher_file", "correspondence_method", "color_topic", "depth_topic", "camera_info_topic",
+        "qos_reliability", "use_fastdds_profile", "autostart", "log_level"}
     assert default_of(src, "namespace") == "camera"
     assert default_of(src, "node_name") == "dense_descriptor"
     assert choices_of(src, "backend") >= {"onnx", "torch"}
     assert choices_of(src, "device") >= {"cpu", "cuda"}
     assert choices_of(src, "qos_reliability") >= {"best_effort", "reliable"}
+    assert choices_of(src, "correspondence_method") >= {"descriptor", "matcher"}
     for flag in ("use_fastdds_profile", "autostart"):
         assert choices_of(src, flag) == {"true", "false"} and default_of(src, flag) == "true"
     # Parameter overrides default to empty: they must not clobber the params file unless given.

@@ -154,6 +154,14 @@ def test_query_points_and_mask_a(pair):
     assert sorted(c.uv_a[:, 0].tolist()) == [10.0, 30.5]
 
 
+def test_no_query_points_give_no_matches_not_an_error(pair):
+    # a featureless frame A gives the detector nothing (it crashed in the coarse search's reshape before)
+    ma, mb = pair
+    for c in (match_dense(ma, mb, points_a=np.zeros((0, 2))),
+              match_dense(ma, mb, mask_a=np.zeros((90, 120), bool))):
+        assert len(c) == 0 and c.uv_a.shape == c.uv_b.shape == (0, 2)
+
+
 def test_dimension_mismatch():
     with pytest.raises(ValueError, match="descriptor dimensions"):
         match_dense(as_map(np.zeros((4, 4, 3), np.float32)), as_map(np.zeros((4, 4, 2), np.float32)))

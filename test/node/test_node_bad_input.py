@@ -13,6 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from dense_descriptor_ros.matcher.config import MatcherConfig
+from dense_descriptor_ros.matcher.export import export_matcher_onnx
+from dense_descriptor_ros.matcher.io import MatcherInfo
+from dense_descriptor_ros.matcher.model import MatcherNet
 from dense_descriptor_ros.matching.keypoints import annotate_keypoints, model_identity
 from dense_descriptor_ros.models import build_model
 from dense_descriptor_ros.models.config import ModelConfig
@@ -48,6 +52,10 @@ def model_files(tmp_path_factory):
     w[1, 0] = 1.0  # "thing/part" where channel 0 is positive
     PartProbe(w, np.zeros(2, np.float32), ["background", "thing/part"], {"id": ex.info.model_id}).save(d / "probe.st")
     (d / "corrupt.onnx").write_bytes(b"\x08\x07 this is not a protobuf" * 10)
+    # an (untrained) learned matcher for this model, reading the images too, as the node loads it: ONNX
+    torch.manual_seed(0)
+    matcher = MatcherNet(MatcherConfig(descriptor_dim=16, d_model=16, layers=1, heads=2, fine_dim=8, image_channels=8))
+    export_matcher_onnx(matcher, MatcherInfo(ex.info.model_id, ex.info.stride), d / "matcher.onnx")
     return d
 
 

@@ -137,6 +137,38 @@ def test_part_probe_errors_fail_configure(probe, model_files, tmp_path):  # noqa
         node.stop()
 
 
+def test_correspondences_from_the_learned_matcher(probe, model_files):  # noqa: F811
+    """correspondence_method matcher: refused at configure without a matcher file (this model ships none) and live
+    while none is loaded; with one, the node publishes its correspondences."""
+    node = start_node(DOMAIN, "-p", f"model_path:={model_files / 'm.onnx'}", "-p", "keypoints_file:=none",
+                      "-p", "correspondence_method:=matcher")
+    try:
+        node.wait_for_line("configure failed: correspondence_method 'matcher' needs a matcher_file", 60)
+        assert probe.set_parameters({"correspondence_method": "descriptor"})[0].successful
+        assert probe.transition(Transition.TRANSITION_CONFIGURE) and probe.transition(Transition.TRANSITION_ACTIVATE)
+        refused = probe.set_parameters({"correspondence_method": "matcher"})[0]
+        assert not refused.successful and "matcher_file" in refused.reason
+        assert probe.transition(Transition.TRANSITION_DEACTIVATE) and probe.transition(Transition.TRANSITION_CLEANUP)
+        assert probe.set_parameters({"matcher_file": str(model_files / "matcher.onnx"),
+                                     "correspondence_method": "matcher",
+                                     "correspondence_min_confidence": 0.0})[0].successful
+        assert probe.transition(Transition.TRANSITION_CONFIGURE)
+        node.wait_for_line(f"matcher: {model_files / 'matcher.onnx'}")
+        assert probe.transition(Transition.TRANSITION_ACTIVATE)
+        probe.wait_for_subscribers()
+        probe.clear()
+        frames_until_descriptors(probe)
+        frames_until_descriptors(probe)
+        probe.wait_for(lambda: probe.get("correspondences"), 10.0, "correspondences")
+        msg = probe.get("correspondences")[-1]
+        assert len(msg.scores) > 0 and all(0.0 <= s <= 1.0 for s in msg.scores)
+        # live switch back to descriptor matching: accepted, frame A starts again
+        assert probe.set_parameters({"correspondence_method": "descriptor"})[0].successful
+        assert node.alive()
+    finally:
+        node.stop()
+
+
 @pytest.mark.skipif(bool(os.environ.get("CUDA_VISIBLE_DEVICES")) and __import__("torch").cuda.is_available(),
                     reason="this machine has a GPU: the fallback cannot happen")
 @pytest.mark.parametrize("backend, model", [("onnx", "m.onnx"), ("torch", "m.safetensors")])

@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from dense_descriptor_ros.matcher.config import MatcherConfig
+from dense_descriptor_ros.matcher.io import MatcherInfo, save_matcher
+from dense_descriptor_ros.matcher.model import MatcherNet
+from dense_descriptor_ros.matcher.runtime import LearnedMatcher, MatcherMismatchError
 from dense_descriptor_ros.matching.keypoints import (
     ReferenceKeypoints,
     annotate_keypoints,
@@ -104,6 +108,65 @@ def test_correspondences_of_a_repeated_frame_are_the_identity(extractor, images)
     np.testing.assert_allclose(c.xyz_a[:, 0], (c.uv_a[:, 0] - 64) / 100 * 0.5, atol=1e-6)
     # previous mode: the next frame is matched against frame 2
     assert p.process(frame(images[1], depth, stamp=3)).correspondences.stamp_a_ns == 2
+
+
+@pytest.fixture(scope="module")
+def matcher(extractor, tmp_path_factory):
+    """An untrained learned matcher for the test network, reading the images too: at init it is descriptor matching
+    under a dual-softmax (its residual terms start at zero), so a shift of whole coarse cells is found."""
+    torch.manual_seed(0)
+    net = MatcherNet(MatcherConfig(descriptor_dim=16, d_model=16, layers=1, heads=2, fine_dim=8, image_channels=8))
+    with torch.no_grad():
+        net.log_scale.fill_(3.0)  # a trained matcher's sharpness (scale 20)
+    path = tmp_path_factory.mktemp("matcher") / "m.safetensors"
+    save_matcher(net, MatcherInfo(extractor.info.model_id, extractor.info.stride), path)
+    return LearnedMatcher(path)
+
+
+def test_correspondences_from_the_learned_matcher(extractor, images, matcher):
+    p = FrameProcessor(extractor, config=PipelineConfig(correspondence_method="matcher",
+                                                        correspondence_min_confidence=0.0, correspondence_max=40),
+                       matcher=matcher)
+    depth = np.full((H, W), 0.5, np.float32)
+    assert p.process(frame(images[0], depth, stamp=1)).correspondences is None
+    c = p.process(frame(images[1], depth, stamp=2)).correspondences
+    assert c is not None and c.stamp_a_ns == 1 and 10 <= len(c.uv_a) <= 40
+    # one query per coarse cell (8 px): centres at 8c + 3.5; frame B shows the scene SHIFT pixels to the right
+    np.testing.assert_allclose((c.uv_a - 3.5) / 8, np.round((c.uv_a - 3.5) / 8))
+    # untrained, its coarse level is descriptor matching: the right coarse cell (one to the right) ...
+    cell_a, cell_b = np.floor((c.uv_a + 0.5) / 8), np.floor((c.uv_b + 0.5) / 8)
+    right = np.all(cell_b == cell_a + [1, 0], axis=1)
+    assert right.mean() > 0.8
+    # ... while its fine level (not trained) only keeps the position inside the window searched around the coarse
+    # match: fine cells 2c - 2 ... 2c + 3, i.e. within 10 px of the coarse cell's centre
+    assert np.all(np.abs(c.uv_b - (c.uv_a + [SHIFT, 0]))[right] <= 10.0 + 1e-6)
+    assert ((c.score >= 0) & (c.score <= 1)).all() and np.all(np.diff(c.score) <= 0)  # confidence, best first
+    assert c.valid.all()
+    # switching the method restarts from the next frame (frame A of the other method is not matched)
+    p.update_config(PipelineConfig(correspondence_method="descriptor", correspondence_max_ratio=1.0))
+    assert p.process(frame(images[0], depth, stamp=3)).correspondences is None
+    assert p.process(frame(images[0], depth, stamp=4)).correspondences is not None
+
+
+def test_the_matcher_method_needs_a_matcher_of_this_model(extractor, matcher):
+    with pytest.raises(ValueError, match="matcher_file"):
+        FrameProcessor(extractor, config=PipelineConfig(correspondence_method="matcher"))
+    p = FrameProcessor(extractor)
+    with pytest.raises(ValueError, match="matcher_file"):
+        p.update_config(PipelineConfig(correspondence_method="matcher"))
+    assert p.config.correspondence_method == "descriptor"  # unchanged
+    torch.manual_seed(1)
+    other = DescriptorExtractor.from_model(
+        build_model(ModelConfig(name="lite", normalize=True, decoder_channels=16, width_mult=0.5)).eval(),
+        ExtractorConfig(warmup_iters=0))
+    with pytest.raises(MatcherMismatchError, match=other.info.model_id):
+        FrameProcessor(other, matcher=matcher)
+    # the same network upsampling its maps to every pixel: not the maps the matcher reads
+    upsampled = DescriptorExtractor.from_model(extractor.backend.model, ExtractorConfig(warmup_iters=0,
+                                                                                        output_stride=1))
+    assert upsampled.info.model_id == extractor.info.model_id
+    with pytest.raises(ValueError, match="stride"):
+        FrameProcessor(upsampled, matcher=matcher)
 
 
 def test_reference_mode_keeps_frame_a(extractor, images):

@@ -46,6 +46,26 @@ def test_the_shipped_part_probe_belongs_to_the_default_model():
     assert labels.shape == (120, 160) and int(labels.max()) < probe.num_classes
 
 
+def test_the_shipped_matcher_belongs_to_the_default_model_in_both_formats():
+    """The learned matcher (issue #17) reads the shipped default's maps; its two files are one network."""
+    from dense_descriptor_ros.matcher.runtime import LearnedMatcher
+    from dense_descriptor_ros.runtime.model_files import default_matcher_path
+
+    info = probe_model(default_model_path("onnx"))
+    onnx_m, torch_m = LearnedMatcher(default_matcher_path("onnx")), LearnedMatcher(default_matcher_path("torch"))
+    for m in (onnx_m, torch_m):
+        m.check_model(info.model_id)
+        assert m.info.descriptor_stride == info.stride and m.config.descriptor_dim == info.descriptor_dim
+    img = np.random.default_rng(0).integers(0, 255, (240, 320, 3), np.uint8)
+    ex = DescriptorExtractor.load(default_model_path("onnx"), ExtractorConfig(num_threads=1, warmup_iters=0))
+    a, b = ex(img), ex(np.ascontiguousarray(img[:, ::-1]))
+    ro = onnx_m.raw(a.descriptors, b.descriptors, onnx_m.image_input(img, a), onnx_m.image_input(img, b))
+    rt = torch_m.raw(a.descriptors, b.descriptors, torch_m.image_input(img, a), torch_m.image_input(img, b))
+    np.testing.assert_allclose(ro[0], rt[0], atol=1e-4)
+    same = ro[1] == rt[1]
+    assert same.mean() > 0.99
+
+
 def test_the_default_is_the_default_folder_and_the_shipped_files_are_small():
     assert default_model_path("onnx") == models_dir() / "default" / "model.onnx"
     total = sum(p.stat().st_size for p in models_dir().rglob("*") if p.is_file()) / 2**20
