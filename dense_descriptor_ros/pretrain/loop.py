@@ -16,9 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import config_hash, from_dict, save_yaml, to_dict
+from ..config import config_hash, save_yaml, to_dict
 from ..models import save_encoder
-from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..train.checkpoint import resume_checkpoint, run_device, save_checkpoint
 from ..train.loop import StopFlag, warmup_cosine
 from ..train.monitor import MetricHistory
 from ..train.sampler import KeyedBatchSampler
@@ -97,19 +97,8 @@ def pretrain(cfg: PretrainConfig, resume: str | Path | None = None, stop_at: int
         resume: a run directory or checkpoint to continue from bit-exactly (same config but `steps`).
         stop_at: checkpoint and return after this many steps (continue with `resume`).
     """
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for but CUDA is not available")
-    ckpt = load_checkpoint(resume) if resume is not None else None
-    if ckpt is not None:
-        if ckpt.get("kind") != "pretrain":
-            raise ValueError(f"--resume {resume}: not a pretraining checkpoint")
-        saved = from_dict(PretrainConfig, ckpt["train_config"])
-        for part in ("model", "data", "unmix", "seed", "batch_size"):
-            if to_dict(getattr(saved, part)) != to_dict(getattr(cfg, part)):
-                raise ValueError(f"--resume: config section {part!r} differs from the checkpoint's; resume with "
-                                 "the run's own config (config.yaml in its directory)")
+    device = run_device(cfg.device)
+    ckpt = resume_checkpoint(resume, "pretrain", cfg, ("model", "data", "unmix", "seed", "batch_size"))
     torch.manual_seed(cfg.seed)
     net = UnmixNet(cfg.model, cfg.unmix, load_pretrained=ckpt is None).to(device)
     groups = param_groups(net, cfg)

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import config_hash, from_dict, save_yaml, to_dict
+from ..config import config_hash, save_yaml, to_dict
 from ..data.match_pairs import MatchBatch, PhotoMatchPairs, SyntheticMatchPairs, collate_matches
 from ..matcher.io import MatcherInfo, save_matcher
 from ..matcher.losses import coarse_accuracy, coarse_loss, fine_loss, fine_window_loss, target_cells, to_fine
@@ -28,7 +28,7 @@ from ..matcher.runtime import DEFAULT_THRESHOLD
 from ..models import DescriptorNet, load_model
 from ..runtime.export import model_fingerprint, with_upsample
 from ..sample_images import resolve_image_dir
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import resume_checkpoint, run_device, save_checkpoint
 from .datasets import MixedPairs
 from .loop import StopFlag, warmup_cosine
 from .matcher_config import MatcherTrainConfig
@@ -182,19 +182,9 @@ def train_matcher(cfg: MatcherTrainConfig, resume: str | Path | None = None, sto
         resume: a run directory or checkpoint to continue from bit-exactly (same config but `steps`).
         stop_at: checkpoint and return after this many steps (continue with `resume`).
     """
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda was asked for but CUDA is not available")
-    ckpt = load_checkpoint(resume) if resume is not None else None
-    if ckpt is not None:
-        if ckpt.get("kind") != "matcher":
-            raise ValueError(f"--resume {resume}: not a matcher checkpoint")
-        saved = from_dict(MatcherTrainConfig, ckpt["train_config"])
-        for part in ("descriptor_model", "matcher", "data", "seed", "batch_size", "fine_weight", "fine_ce_weight"):
-            if to_dict(getattr(saved, part)) != to_dict(getattr(cfg, part)):
-                raise ValueError(f"--resume: config section {part!r} differs from the checkpoint's; resume with "
-                                 "the run's own config (config.yaml in its directory)")
+    device = run_device(cfg.device)
+    ckpt = resume_checkpoint(resume, "matcher", cfg, ("descriptor_model", "matcher", "data", "seed", "batch_size",
+                                                      "fine_weight", "fine_ce_weight"))
     # the native-stride map (what the runtime publishes and matches), whatever the file's upsample setting
     desc_net = with_upsample(load_model(cfg.descriptor_model), False).to(device).eval()
     for p in desc_net.parameters():
